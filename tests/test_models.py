@@ -1,0 +1,144 @@
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from conftest import write_tiny_snapshot
+
+from vaelib.audio import wav_to_mel
+from vaelib.models import GriffinLim, HifiGanVocoder, ModelLoadError, load_vae, load_vocoder, resolve_models
+
+
+@pytest.fixture(scope="module")
+def vae(tiny_snapshot):
+    return load_vae(str(tiny_snapshot), device="cpu")
+
+
+def test_load_vae_from_snapshot_layout(vae, tone_wave):
+    mel = wav_to_mel(np.stack([tone_wave, tone_wave[::-1].copy()]))
+    z = vae.encode(mel)
+    assert z.shape == (2, 8, mel.shape[2] // 4, 16)
+    assert vae.scaling_factor == 0.5  # read from config.json, never hard-coded
+    out = vae.decode(z)
+    assert out.shape == mel.shape
+    # decode in chunks gives the same result as one batch
+    torch.testing.assert_close(vae.decode(z, batch_size=1), out)
+
+
+def test_encode_is_mode_times_scaling_factor(vae, tone_wave):
+    mel = wav_to_mel(tone_wave)
+    with torch.no_grad():
+        mode = vae.model.encode(mel).latent_dist.mode()
+    torch.testing.assert_close(vae.encode(mel), mode * 0.5)
+    a, b = vae.encode(mel, sample=True, seed=3), vae.encode(mel, sample=True, seed=3)
+    torch.testing.assert_close(a, b)
+    assert not torch.allclose(a, vae.encode(mel, sample=True, seed=4))
+
+
+def test_load_vae_direct_folder(tiny_snapshot):
+    v = load_vae(str(tiny_snapshot / "vae"), device="cpu")
+    assert v.latent_channels == 8
+
+
+def test_wrong_mel_layouts_are_refused(vae, tone_wave):
+    mel = wav_to_mel(tone_wave)  # (1, 1, T, 64)
+    with pytest.raises(ValueError, match="channel dim"):
+        vae.encode(mel[:, 0])
+    with pytest.raises(ValueError, match="transpose"):
+        vae.encode(mel[:, 0].transpose(1, 2))
+    with pytest.raises(ValueError, match="swapped"):
+        vae.encode(mel.transpose(2, 3))
+    with pytest.raises(ValueError, match="multiple of 4"):
+        vae.encode(mel[:, :, :-1])
+    with pytest.raises(TypeError):
+        vae.encode(mel.numpy())
+
+
+def test_hifigan_vocoder_output_length(tiny_snapshot, tone_wave):
+    voc = load_vocoder("hifigan", model=str(tiny_snapshot), device="cpu")
+    assert isinstance(voc, HifiGanVocoder)
+    mel = wav_to_mel(tone_wave)
+    t = mel.shape[2]
+    raw = voc.model(mel[:, 0])
+    assert raw.shape[-1] > t * 160  # the real model yields T*160 + 32 ...
+    assert voc(mel).shape == (1, t * 160)  # ... trimmed to T*160
+    assert voc(mel[:, 0]).shape == (1, t * 160)
+    with pytest.raises(ValueError, match="time must come before"):
+        voc(mel[:, 0].transpose(1, 2))
+
+
+def test_griffinlim_needs_no_weights_and_inverts(tone_wave):
+    gl = load_vocoder("griffinlim", device="cpu")
+    assert isinstance(gl, GriffinLim)
+    mel = wav_to_mel(tone_wave)
+    wave = gl(mel)
+    assert wave.shape == (1, mel.shape[2] * 160)
+    again = wav_to_mel(wave)
+    inside = mel > -6  # where there is energy the resynthesis reproduces the mel closely
+    assert (again - mel)[inside].abs().mean().item() < 0.35
+    torch.testing.assert_close(gl(mel), wave)  # seeded initial phase: deterministic
+
+
+def test_pickle_only_weights_refused(tmp_path):
+    root = write_tiny_snapshot(tmp_path / "pickled", with_vocoder=False, safetensors=False)
+    assert list((root / "vae").glob("*.bin"))
+    with pytest.raises(ModelLoadError, match="pickle") as e:
+        load_vae(str(root))
+    assert "\n" not in str(e.value)
+
+
+def test_offline_uncached_repo_id_gives_one_line_help(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError) as e:
+        load_vae("cvssp/audioldm2-music")
+    msg = str(e.value)
+    assert "cvssp/audioldm2-music" in msg and "HF_HUB_OFFLINE" in msg and "local snapshot folder" in msg
+    assert "\n" not in msg
+
+
+def test_bad_sources(tmp_path):
+    with pytest.raises(ModelLoadError, match="neither"):
+        load_vae(str(tmp_path))
+    with pytest.raises(ModelLoadError, match="repo id"):
+        load_vae("not a model")
+    with pytest.raises(ModelLoadError, match="CPU"):
+        load_vae("bundled", device="cpu", dtype="float16")
+
+
+def _fake_hf_cache(cache, repo, snapshot):
+    """Lay out ``snapshot`` as the HF cache does: models--org--name/{refs/main, snapshots/<rev>/...}."""
+    base = cache / ("models--" + repo.replace("/", "--"))
+    rev = "0123456789abcdef0123456789abcdef01234567"
+    shutil.copytree(snapshot, base / "snapshots" / rev)
+    (base / "refs").mkdir(parents=True)
+    (base / "refs" / "main").write_text(rev)
+    return base / "snapshots" / rev
+
+
+def test_auto_resolution_with_and_without_cached_audioldm2(tmp_path, monkeypatch, tiny_snapshot):
+    cache = tmp_path / "hub"
+    cache.mkdir()
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    choice = resolve_models("auto", "auto")
+    assert choice.bundled and choice.vocoder == "griffinlim"
+    assert "bundled" in choice.describe() and "Griffin-Lim" in choice.describe()
+
+    _fake_hf_cache(cache, "cvssp/audioldm2-music", tiny_snapshot)
+    choice = resolve_models("auto", "auto")
+    assert not choice.bundled
+    assert choice.vae == "cvssp/audioldm2-music" and choice.vocoder == "cvssp/audioldm2-music"
+    assert "HiFi-GAN" in choice.describe()
+    vae = load_vae("auto", device="cpu")
+    assert not vae.bundled and vae.latent_channels == 8
+    assert isinstance(load_vocoder("auto", device="cpu"), HifiGanVocoder)
+    assert resolve_models("auto", "griffinlim").vocoder == "griffinlim"
+
+
+def test_auto_resolution_env_variable(monkeypatch, tiny_snapshot, tmp_path):
+    monkeypatch.setenv("VAELIB_MODEL", str(tiny_snapshot))
+    choice = resolve_models("auto")
+    assert choice.vae == str(tiny_snapshot) and choice.vocoder == str(tiny_snapshot)
+    vae_only = write_tiny_snapshot(tmp_path / "novoc", with_vocoder=False)
+    with pytest.raises(ModelLoadError, match="griffinlim"):
+        resolve_models(str(vae_only), "hifigan")
+    assert resolve_models(str(vae_only), "auto").vocoder == "griffinlim"

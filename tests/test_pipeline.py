@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+import torch
+
+from vaelib.audio import normalize, pad_to_multiple, wav_to_mel
+from vaelib.enhance import apply
+from vaelib.models import load_vae, load_vocoder
+from vaelib.pipeline import parse_enhancers, reconstruct
+
+
+@pytest.fixture(scope="module")
+def models(tiny_snapshot):
+    return load_vae(str(tiny_snapshot), device="cpu"), load_vocoder("griffinlim", device="cpu", n_iter=4)
+
+
+def test_reconstruct_returns_every_stage(models, tone_wave):
+    vae, voc = models
+    rec = reconstruct(tone_wave, vae, voc, enhancers=["seed_frequency", "noise"], seed=5)
+    assert list(rec.stages) == ["input", "mel_projection", "vae", "seed_frequency", "noise"]
+    x = pad_to_multiple(normalize(tone_wave)[0])
+    np.testing.assert_allclose(rec.wave, x)
+    mel = wav_to_mel(x)
+    np.testing.assert_allclose(rec.input_mel, mel[0, 0].numpy(), atol=1e-6)
+    np.testing.assert_allclose(rec["mel_projection"].mel, rec.input_mel)  # projection = input mel → vocoder
+    z = vae.encode(mel)
+    torch.testing.assert_close(rec.latent, z)
+    np.testing.assert_allclose(rec["vae"].mel, vae.decode(z)[0, 0].numpy(), atol=1e-4, rtol=1e-3)
+    boosted = vae.decode(apply("frequency", z, gain=1.5))[0, 0].numpy()
+    np.testing.assert_allclose(rec["seed_frequency"].mel, boosted, atol=1e-4, rtol=1e-3)
+    noisy = vae.decode(apply("noise", z, level=0.1, seed=5))[0, 0].numpy()
+    np.testing.assert_allclose(rec["noise"].mel, noisy, atol=1e-4, rtol=1e-3)
+    assert rec["seed_frequency"].params == {"method": "frequency", "gain": 1.5}
+    for name in ("mel_projection", "vae", "noise"):
+        assert rec[name].wave.shape == x.shape
+    np.testing.assert_allclose(rec["mel_projection"].wave, voc(mel)[0].numpy(), atol=1e-5)
+
+
+def test_reconstruct_without_vocoder(models, tone_wave):
+    rec = reconstruct(tone_wave, models[0], None, vocode=False)
+    assert rec["vae"].wave is None and rec["vae"].mel.shape == rec.input_mel.shape
+    with pytest.raises(ValueError, match="needs a vocoder"):
+        reconstruct(tone_wave, models[0], None)
+
+
+def test_parse_enhancers_forms_and_errors():
+    assert parse_enhancers(["seed_contrast"]) == {"seed_contrast": ("contrast", {"factor": 1.3})}
+    assert parse_enhancers({"frequency": {"gain": 2}}) == {"frequency": ("frequency", {"gain": 2.0})}
+    assert parse_enhancers({"boost": ("frequency", {"gain": 2})}) == {"boost": ("frequency", {"gain": 2.0})}
+    with pytest.raises(ValueError, match="unknown enhancement method"):
+        parse_enhancers(["sharpen"])
+    with pytest.raises(ValueError, match="clashes"):
+        parse_enhancers({"vae": ("frequency", {})})
+    with pytest.raises(ValueError, match="mono"):
+        reconstruct(np.zeros((2, 1600)), None, None)

@@ -1,0 +1,32 @@
+"""vaelib: measure (and try to enhance) what the AudioLDM2 VAE round trip loses.
+
+The public face::
+
+    wave = vaelib.load_audio("clip.wav")                     # mono float32 at 16 kHz
+    vae, vocoder = vaelib.load_vae("auto"), vaelib.load_vocoder("auto")
+    rec = vaelib.reconstruct(wave, vae, vocoder, enhancers=["seed_frequency"])
+
+Submodules: :mod:`vaelib.audio` (I/O + training-matched front end), :mod:`vaelib.models`,
+:mod:`vaelib.enhance`, :mod:`vaelib.metrics`, :mod:`vaelib.pipeline`, :mod:`vaelib.plots`,
+:mod:`vaelib.widgets`, :mod:`vaelib.report`.
+"""
+
+from .audio import MelConfig, find_audio, load_audio, normalize, save_audio, wav_to_mel
+from .models import load_vae, load_vocoder, resolve_models
+from .pipeline import reconstruct
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MelConfig",
+    "find_audio",
+    "load_audio",
+    "load_vae",
+    "load_vocoder",
+    "normalize",
+    "reconstruct",
+    "resolve_models",
+    "save_audio",
+    "wav_to_mel",
+    "__version__",
+]

@@ -1,0 +1,378 @@
+"""Audio I/O and the training-matched AudioLDM2 front end.
+
+The front end follows the AudioLDM training code (haoheliu/AudioLDM-training-finetuning,
+``audioldm_train/utilities/data/dataset.py``: ``normalize_wav``, ``mel_spectrogram_train``, ``pad_spec``),
+which is what the VAE learned on:
+
+1. mono (mean of channels), resample to 16 kHz;
+2. ``x = x - mean(x)``; ``x = x / (max|x| + 1e-8) * 0.5`` (peak 0.5);
+3. reflect-pad ``(n_fft - hop) // 2`` samples each side, ``torch.stft(center=False)`` with a periodic Hann
+   window, magnitude ``|X|`` (not power);
+4. ``mel = librosa.filters.mel(sr, n_fft, n_mels, fmin, fmax) @ |X|`` (Slaney scale and norm);
+5. ``log(clamp(mel, min=1e-5))`` (natural log), layout ``(batch, 1, time, n_mels)``.
+
+One deliberate difference: when a clip is shorter than the target length the original code zero-pads the
+*log-mel* (log 0 = magnitude 1, a loud floor). We pad the *waveform* with zeros instead, so padding is
+digital silence (log-mel -11.5129).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "MelConfig",
+    "load_audio",
+    "normalize",
+    "save_audio",
+    "pad_to_multiple",
+    "wav_to_mel",
+    "find_audio",
+]
+
+#: File extensions :func:`find_audio` treats as audio (anything libsndfile reads).
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".mp3")
+
+LOG_CLAMP = 1e-5
+
+
+@dataclasses.dataclass(frozen=True)
+class MelConfig:
+    """Parameters of the log-mel front end.
+
+    Defaults are AudioLDM2's 16 kHz configuration (REFERENCE §1). Use :meth:`audioldm2` or :meth:`audioldm_48k`
+    for the named presets.
+
+    Attributes
+    ----------
+    sr : int
+        Sample rate in Hz.
+    n_fft, win_length, hop_length : int
+        STFT size, window length and hop in samples.
+    n_mels : int
+        Number of mel bins.
+    fmin, fmax : float
+        Mel filter bank range in Hz (``fmax <= sr / 2``).
+    time_multiple : int
+        Number of frames must be a multiple of this (the VAE downsamples time twice by 2 → 4).
+    """
+
+    sr: int = 16000
+    n_fft: int = 1024
+    win_length: int = 1024
+    hop_length: int = 160
+    n_mels: int = 64
+    fmin: float = 0.0
+    fmax: float = 8000.0
+    time_multiple: int = 4
+
+    def __post_init__(self):
+        problems = []
+        for name in ("sr", "n_fft", "win_length", "hop_length", "n_mels", "time_multiple"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
+                problems.append(f"{name} must be a positive integer (got {value!r})")
+        if not problems:
+            if self.win_length > self.n_fft:
+                problems.append(f"win_length ({self.win_length}) must be <= n_fft ({self.n_fft})")
+            if self.hop_length > self.win_length:
+                problems.append(f"hop_length ({self.hop_length}) must be <= win_length ({self.win_length})")
+            if not 0 <= self.fmin < self.fmax <= self.sr / 2:
+                problems.append(f"need 0 <= fmin < fmax <= sr/2 (got fmin={self.fmin}, fmax={self.fmax}, sr={self.sr})")
+        if problems:
+            raise ValueError("invalid MelConfig: " + "; ".join(problems))
+
+    @classmethod
+    def audioldm2(cls) -> MelConfig:
+        """AudioLDM2 16 kHz: n_fft 1024, hop 160, 64 mels, 0–8 kHz."""
+        return cls()
+
+    @classmethod
+    def audioldm_48k(cls) -> MelConfig:
+        """AudioLDM 48 kHz variant: n_fft 2048, hop 480, 256 mels, 0–24 kHz (16 latent channels)."""
+        return cls(sr=48000, n_fft=2048, win_length=2048, hop_length=480, n_mels=256, fmin=0.0, fmax=24000.0)
+
+    @property
+    def pad(self) -> int:
+        """Reflect padding on each side, ``(n_fft - hop) // 2`` (432 at 16 kHz)."""
+        return (self.n_fft - self.hop_length) // 2
+
+    def n_frames(self, n_samples: int) -> int:
+        """Number of frames :func:`wav_to_mel` yields for ``n_samples`` samples (``n_samples // hop``)."""
+        return (n_samples + 2 * self.pad - self.n_fft) // self.hop_length + 1
+
+    def mel_frequencies(self) -> np.ndarray:
+        """Centre frequency in Hz of each mel bin (Slaney scale), shape ``(n_mels,)``."""
+        import librosa
+
+        return librosa.mel_frequencies(self.n_mels + 2, fmin=self.fmin, fmax=self.fmax, htk=False)[1:-1]
+
+    def band_mask(self, lo: float, hi: float) -> np.ndarray:
+        """Boolean mask of the mel bins whose centre frequency lies in ``[lo, hi)`` Hz."""
+        f = self.mel_frequencies()
+        return (f >= lo) & (f < hi)
+
+
+def _one_line(msg: str) -> str:
+    return " ".join(str(msg).split())
+
+
+def load_audio(path, sr: int = 16000, duration: float | None = None, min_samples: int = 1024) -> np.ndarray:
+    """Read an audio file as mono float32 at ``sr``.
+
+    Any format libsndfile reads (wav, flac, ogg/vorbis, aiff, ...). Channels are averaged; other sample rates
+    are resampled with ``librosa.resample`` (soxr, band-limited).
+
+    Parameters
+    ----------
+    path : str or Path
+        The audio file. It is only read, never written.
+    sr : int
+        Target sample rate in Hz.
+    duration : float, optional
+        Keep only the first ``duration`` seconds.
+    min_samples : int
+        Shortest acceptable clip after resampling (default: one STFT window, 1024 samples).
+
+    Returns
+    -------
+    numpy.ndarray
+        1-D float32 waveform.
+
+    Raises
+    ------
+    FileNotFoundError
+        The path does not exist.
+    ValueError
+        The file is unreadable/corrupt, empty, has NaN/Inf samples or is shorter than ``min_samples``.
+    """
+    import soundfile as sf
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"audio file not found: {path}")
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not an audio file (use vaelib.find_audio to list a folder)")
+    if duration is not None and not (isinstance(duration, (int, float)) and duration > 0):
+        raise ValueError(f"duration must be a positive number of seconds or None (got {duration!r})")
+    try:
+        data, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc:  # libsndfile raises RuntimeError / LibsndfileError / TypeError
+        raise ValueError(
+            f"cannot read {path.name}: not an audio file libsndfile understands ({_one_line(exc)}); "
+            "convert it to WAV/FLAC/OGG"
+        ) from None
+    if data.shape[0] == 0:
+        raise ValueError(f"{path.name} holds zero samples")
+    if not np.isfinite(data).all():
+        raise ValueError(f"{path.name} holds NaN or Inf samples; repair or re-export the file")
+    x = data.mean(axis=1)
+    if file_sr != sr:
+        import librosa
+
+        x = librosa.resample(x, orig_sr=file_sr, target_sr=sr, res_type="soxr_hq")
+    if duration is not None:
+        x = x[: int(round(duration * sr))]
+    if x.shape[0] < min_samples:
+        raise ValueError(
+            f"{path.name} is too short: {x.shape[0]} samples at {sr} Hz, need at least {min_samples} "
+            f"({min_samples / sr * 1000:.0f} ms, one STFT window)"
+        )
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def normalize(x, peak: float = 0.5, eps: float = 1e-8):
+    """Remove the mean and scale to a fixed peak, exactly as AudioLDM training did.
+
+    ``y = (x - mean(x)) / (max|x - mean(x)| + eps) * peak`` (``normalize_wav`` in the training code,
+    with ``peak = 0.5``).
+
+    Parameters
+    ----------
+    x : numpy.ndarray or torch.Tensor
+        Waveform(s), normalised along the last axis.
+    peak : float
+        Target peak amplitude (0.5 in training).
+    eps : float
+        Guard for silent input.
+
+    Returns
+    -------
+    y : same type as ``x``
+        Normalised waveform.
+    gain : float or numpy.ndarray
+        The factor applied after mean removal, ``peak / (max|x - mean| + eps)``.
+    """
+    if isinstance(x, torch.Tensor):
+        centred = x - x.mean(dim=-1, keepdim=True)
+        gain = peak / (centred.abs().amax(dim=-1, keepdim=True) + eps)
+        g = gain.squeeze(-1)
+        return centred * gain, (g.item() if g.ndim == 0 else g.cpu().numpy())
+    x = np.asarray(x, dtype=np.float32)
+    centred = x - x.mean(axis=-1, keepdims=True)
+    gain = peak / (np.abs(centred).max(axis=-1, keepdims=True) + eps)
+    g = gain.squeeze(-1)
+    return (centred * gain).astype(np.float32), (float(g) if g.ndim == 0 else g)
+
+
+def save_audio(path, wave, sr: int = 16000, overwrite: bool = False) -> Path:
+    """Write a mono waveform as 16-bit PCM (format from the suffix, e.g. ``.wav``/``.flac``).
+
+    Refuses to overwrite an existing file unless ``overwrite=True`` (inputs are never written over).
+    Values are clipped to [-1, 1].
+    """
+    import soundfile as sf
+
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"refusing to overwrite {path}; choose a new output folder")
+    if isinstance(wave, torch.Tensor):
+        wave = wave.detach().float().cpu().numpy()
+    wave = np.clip(np.asarray(wave, dtype=np.float32).reshape(-1), -1.0, 1.0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), wave, sr, subtype="PCM_16")
+    return path
+
+
+def pad_to_multiple(wave, cfg: MelConfig | None = None):
+    """Zero-pad a waveform at the end so its frame count is a multiple of ``cfg.time_multiple``.
+
+    Works on the last axis of a numpy array or tensor. Padding the waveform (digital silence) rather than the
+    log-mel avoids the original code's log-domain zero padding (magnitude 1, a loud floor).
+    """
+    cfg = cfg or MelConfig()
+    n = wave.shape[-1]
+    frames = math.ceil(n / cfg.hop_length)
+    target_frames = max(cfg.time_multiple, math.ceil(frames / cfg.time_multiple) * cfg.time_multiple)
+    extra = target_frames * cfg.hop_length - n
+    if extra == 0:
+        return wave
+    if isinstance(wave, torch.Tensor):
+        return torch.nn.functional.pad(wave, (0, extra))
+    pad = [(0, 0)] * (np.ndim(wave) - 1) + [(0, extra)]
+    return np.pad(wave, pad)
+
+
+@lru_cache(maxsize=8)
+def _mel_basis_np(sr, n_fft, n_mels, fmin, fmax) -> np.ndarray:
+    import librosa
+
+    return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax).astype(np.float32)
+
+
+def mel_basis(cfg: MelConfig | None = None, device=None, dtype=torch.float32) -> torch.Tensor:
+    """The Slaney mel filter bank ``librosa.filters.mel(...)`` as a tensor ``(n_mels, n_fft // 2 + 1)``."""
+    cfg = cfg or MelConfig()
+    basis = _mel_basis_np(cfg.sr, cfg.n_fft, cfg.n_mels, float(cfg.fmin), float(cfg.fmax))
+    return torch.from_numpy(basis).to(device=device, dtype=dtype)
+
+
+def _as_batch(wave) -> torch.Tensor:
+    if isinstance(wave, np.ndarray):
+        wave = torch.from_numpy(np.ascontiguousarray(wave))
+    if not isinstance(wave, torch.Tensor):
+        raise TypeError(f"wave must be a numpy array or torch tensor, got {type(wave).__name__}")
+    if wave.ndim == 1:
+        wave = wave[None]
+    elif wave.ndim == 3 and wave.shape[1] == 1:
+        wave = wave[:, 0]
+    if wave.ndim != 2:
+        raise ValueError(f"wave must have shape (samples,), (batch, samples) or (batch, 1, samples); got "
+                         f"{tuple(wave.shape)}")
+    if not wave.is_floating_point():
+        raise TypeError(f"wave must be floating point, got {wave.dtype}")
+    return wave
+
+
+def wav_to_mel(wave, cfg: MelConfig | None = None, pad: bool = True) -> torch.Tensor:
+    """Log-mel spectrogram exactly as AudioLDM training computed it.
+
+    ``M = log(max(B @ |STFT(reflect_pad(x, (n_fft-hop)//2))|, 1e-5))`` with a periodic Hann window,
+    ``center=False``, ``B = librosa.filters.mel(...)`` (Slaney). No normalisation of the waveform happens
+    here (call :func:`normalize` first to match training).
+
+    Parameters
+    ----------
+    wave : numpy.ndarray or torch.Tensor
+        ``(samples,)``, ``(batch, samples)`` or ``(batch, 1, samples)``, float, on any device.
+    cfg : MelConfig, optional
+        Front-end parameters; AudioLDM2 16 kHz by default.
+    pad : bool
+        Zero-pad the *waveform* so the number of frames is a multiple of ``cfg.time_multiple``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(batch, 1, frames, n_mels)`` natural-log mel magnitudes, on the input's device. ``frames`` is
+        ``samples // hop`` (after padding).
+    """
+    cfg = cfg or MelConfig()
+    x = _as_batch(wave)
+    if x.dtype in (torch.float16, torch.bfloat16):
+        x = x.float()
+    if pad:
+        x = pad_to_multiple(x, cfg)
+    if x.shape[-1] <= cfg.pad:
+        raise ValueError(f"wave too short for the front end: {x.shape[-1]} samples, need > {cfg.pad}")
+    x = torch.nn.functional.pad(x[:, None], (cfg.pad, cfg.pad), mode="reflect")[:, 0]
+    window = torch.hann_window(cfg.win_length, periodic=True, device=x.device, dtype=x.dtype)
+    spec = torch.stft(x, n_fft=cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length, window=window,
+                      center=False, return_complex=True).abs()
+    mel = mel_basis(cfg, device=x.device, dtype=x.dtype) @ spec  # (B, n_mels, frames)
+    return torch.log(torch.clamp(mel, min=LOG_CLAMP)).transpose(1, 2)[:, None]
+
+
+def find_audio(source, demo_split: str = "eval"):
+    """List audio files to process.
+
+    Parameters
+    ----------
+    source : str or Path or list
+        ``"demo"`` (the bundled eval clips), a file, a folder (searched recursively for
+        :data:`AUDIO_EXTENSIONS`), or a list of those.
+    demo_split : str
+        Which split of the bundled corpus ``"demo"`` means (``"eval"`` or ``"train"``).
+
+    Returns
+    -------
+    list of Path
+        Sorted, de-duplicated files.
+
+    Raises
+    ------
+    FileNotFoundError
+        A path does not exist.
+    ValueError
+        A folder holds no audio files, or a file has an unsupported extension.
+    """
+    if isinstance(source, (list, tuple)):
+        out = []
+        for item in source:
+            out.extend(find_audio(item, demo_split))
+        return sorted(dict.fromkeys(out))
+    if isinstance(source, str) and source == "demo":
+        from .assets import demo_dir
+
+        folder = demo_dir() / demo_split
+        files = sorted(p for p in folder.glob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+        if not files:
+            raise FileNotFoundError(f"bundled demo corpus missing in {folder}; run `python scripts/make_corpus.py`")
+        return files
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"audio path not found: {path} (give a file, a folder, or 'demo')")
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+        if not files:
+            raise ValueError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) in folder {path}")
+        return files
+    if path.suffix.lower() not in AUDIO_EXTENSIONS:
+        raise ValueError(f"{path.name}: unsupported extension {path.suffix!r}; accepted: {', '.join(AUDIO_EXTENSIONS)}")
+    return [path]

@@ -1,0 +1,487 @@
+"""Load the AudioLDM2 VAE and vocoder (or the bundled tiny VAE + Griffin-Lim) through ``from_pretrained``.
+
+Sources accepted by :func:`load_vae` / :func:`load_vocoder` / :func:`resolve_models`:
+
+* ``"auto"`` — the real AudioLDM2 weights when they are available locally (``$VAELIB_MODEL``, or
+  ``cvssp/audioldm2``, ``cvssp/audioldm2-music``, ``cvssp/audioldm2-large`` in the Hugging Face cache), else the
+  bundled tiny VAE with Griffin-Lim. Never touches the network.
+* a Hugging Face repo id (``"cvssp/audioldm2-music"``): ``from_pretrained(id, subfolder="vae")``; downloads
+  only when ``HF_HUB_OFFLINE`` is not set.
+* a local snapshot folder holding ``vae/`` (and ``vocoder/``), or a folder holding a VAE directly
+  (``config.json`` + ``diffusion_pytorch_model.safetensors``).
+* ``"bundled"`` — the tiny VAE shipped inside vaelib.
+
+Only safetensors weights are loaded: pickle files (``.bin``/``.ckpt``) can execute code when unpickled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from pathlib import Path
+
+import torch
+
+from .assets import bundled_model_dir
+from .audio import MelConfig
+
+__all__ = [
+    "AUDIOLDM2_REPOS",
+    "ModelChoice",
+    "LatentVAE",
+    "GriffinLim",
+    "HifiGanVocoder",
+    "resolve_models",
+    "load_vae",
+    "load_vocoder",
+    "hf_cache_dir",
+]
+
+log = logging.getLogger(__name__)
+
+#: Repos searched (in this order) by ``"auto"``.
+AUDIOLDM2_REPOS = ("cvssp/audioldm2", "cvssp/audioldm2-music", "cvssp/audioldm2-large")
+ENV_MODEL = "VAELIB_MODEL"
+VOCODER_NAMES = ("auto", "hifigan", "griffinlim")
+_PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth", ".pkl")
+_SAFETENSORS = {"vae": "diffusion_pytorch_model.safetensors", "vocoder": "model.safetensors"}
+
+
+class ModelLoadError(ValueError):
+    """A model source could not be resolved or loaded; the message says how to fix it."""
+
+
+def hf_cache_dir() -> Path:
+    """The HF hub cache folder: ``$HF_HUB_CACHE``, else ``$HF_HOME/hub``, else ``~/.cache/huggingface/hub``."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface")
+    return Path(home).expanduser() / "hub"
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _cached_snapshot(repo_id: str, subfolder: str) -> Path | None:
+    """The snapshot folder of ``repo_id`` in the HF cache if its ``subfolder`` weights are there, else None."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        hit = try_to_load_from_cache(repo_id, f"{subfolder}/{_SAFETENSORS[subfolder]}", cache_dir=str(hf_cache_dir()))
+        cfg = try_to_load_from_cache(repo_id, f"{subfolder}/config.json", cache_dir=str(hf_cache_dir()))
+    except Exception:  # malformed cache entries are treated as absent
+        return None
+    if isinstance(hit, str) and isinstance(cfg, str):
+        return Path(cfg).parent.parent
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelChoice:
+    """Where the VAE and vocoder come from, as resolved by :func:`resolve_models`.
+
+    Attributes
+    ----------
+    vae : str
+        A local folder or a HF repo id for :func:`load_vae`.
+    vocoder : str
+        ``"griffinlim"``, or a local folder / HF repo id holding ``vocoder/``.
+    bundled : bool
+        True when the bundled tiny VAE is used (not AudioLDM2).
+    reason : str
+        Why this choice was made.
+    """
+
+    vae: str
+    vocoder: str
+    bundled: bool
+    reason: str
+
+    def describe(self) -> str:
+        """One line naming model and vocoder, repeated in every report header."""
+        vae = "bundled tiny VAE (vaelib, not AudioLDM2)" if self.bundled else f"AudioLDM2 VAE from {self.vae}"
+        voc = "Griffin-Lim (torch, no weights)" if self.vocoder == "griffinlim" else f"HiFi-GAN from {self.vocoder}"
+        return f"model: {vae}; vocoder: {voc} — {self.reason}"
+
+
+def _looks_like_repo_id(source: str) -> bool:
+    parts = source.split("/")
+    return len(parts) == 2 and all(parts) and not source.startswith((".", "~", "/")) and not Path(source).exists()
+
+
+def _has_vae_subfolder(folder: Path) -> bool:
+    return (folder / "vae" / "config.json").is_file()
+
+
+def _auto_source() -> tuple[str, bool, str]:
+    env = os.environ.get(ENV_MODEL, "").strip()
+    if env:
+        return env, False, f"${ENV_MODEL}={env}"
+    for repo in AUDIOLDM2_REPOS:
+        snap = _cached_snapshot(repo, "vae")
+        if snap is not None:
+            return repo, False, f"{repo} found in the Hugging Face cache ({hf_cache_dir()})"
+    return (str(bundled_model_dir()), True,
+            f"no AudioLDM2 weights in ${ENV_MODEL} or the HF cache ({hf_cache_dir()}); using the bundled default")
+
+
+def _vocoder_available(vae_source: str) -> bool:
+    folder = Path(vae_source).expanduser()
+    if folder.is_dir():
+        return (folder / "vocoder" / "config.json").is_file()
+    if _looks_like_repo_id(vae_source):
+        return _cached_snapshot(vae_source, "vocoder") is not None or not _offline()
+    return False
+
+
+def resolve_models(model: str = "auto", vocoder: str = "auto") -> ModelChoice:
+    """Decide which VAE and vocoder to load, without loading them and without network access for ``"auto"``.
+
+    Parameters
+    ----------
+    model : str
+        ``"auto"``, ``"bundled"``, a HF repo id or a local folder (see module docstring).
+    vocoder : str
+        ``"auto"`` (HiFi-GAN when the model source has a ``vocoder/``, else Griffin-Lim), ``"hifigan"``,
+        ``"griffinlim"``, or a folder / repo id holding ``vocoder/``.
+    """
+    if not isinstance(model, str) or not model.strip():
+        raise ModelLoadError(f"model must be 'auto', 'bundled', a Hugging Face repo id or a folder (got {model!r})")
+    if not isinstance(vocoder, str) or not vocoder.strip():
+        raise ModelLoadError(f"vocoder must be one of {VOCODER_NAMES} or a folder/repo id (got {vocoder!r})")
+    if model == "auto":
+        vae_src, bundled, reason = _auto_source()
+    elif model == "bundled":
+        vae_src, bundled, reason = str(bundled_model_dir()), True, "requested the bundled default"
+    else:
+        vae_src, bundled, reason = model, Path(model).expanduser().resolve() == bundled_model_dir(), "requested"
+    if vocoder == "griffinlim":
+        voc = "griffinlim"
+    elif vocoder in ("auto", "hifigan"):
+        if _vocoder_available(vae_src):
+            voc = vae_src
+        elif vocoder == "hifigan":
+            raise ModelLoadError(
+                f"vocoder='hifigan' needs a vocoder/ folder beside the VAE, and {vae_src} has none; "
+                "pass vocoder='griffinlim' or a folder/repo id holding vocoder/"
+            )
+        else:
+            voc = "griffinlim"
+    else:
+        voc = vocoder
+    return ModelChoice(vae=vae_src, vocoder=voc, bundled=bundled, reason=reason)
+
+
+def _pick_device(device) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ModelLoadError(f"unknown device {device!r}; use 'cpu', 'cuda', 'cuda:0' or 'auto'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError(f"device {device!r} requested but CUDA is not available here; use device='cpu'")
+    return dev
+
+
+def _pick_dtype(dtype, device: torch.device) -> torch.dtype:
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, str):
+        table = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
+                 "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+        if dtype not in table:
+            raise ModelLoadError(f"unknown dtype {dtype!r}; use one of {sorted(table)}")
+        dtype = table[dtype]
+    if dtype == torch.float16 and device.type == "cpu":
+        raise ModelLoadError("float16 is not supported on CPU (slow or missing kernels); use float32 or bfloat16")
+    return dtype
+
+
+def _local_folder(folder: Path, subfolder: str) -> tuple[Path, str | None]:
+    """Return (root, subfolder) for from_pretrained, refusing pickle-only weights."""
+    if (folder / subfolder / "config.json").is_file():
+        root, sub = folder, subfolder
+    elif (folder / "config.json").is_file():
+        root, sub = folder, None
+    else:
+        raise ModelLoadError(
+            f"{folder} holds neither {subfolder}/config.json nor config.json; pass an AudioLDM2 snapshot folder "
+            f"(with {subfolder}/) or the {subfolder} folder itself"
+        )
+    weights_dir = root / sub if sub else root
+    if not list(weights_dir.glob("*.safetensors")):
+        pickles = [p.name for p in weights_dir.iterdir() if p.suffix in _PICKLE_SUFFIXES]
+        if pickles:
+            raise ModelLoadError(
+                f"refusing to load pickle weights {pickles} in {weights_dir}: unpickling can execute arbitrary code; "
+                "convert them to safetensors (e.g. diffusers' save_pretrained(safe_serialization=True))"
+            )
+        raise ModelLoadError(f"no .safetensors weights in {weights_dir}")
+    return root, sub
+
+
+def _from_pretrained(cls, source: str, subfolder: str, **kwargs):
+    """``cls.from_pretrained`` on a local folder or HF repo id, with one-line errors."""
+    folder = Path(source).expanduser()
+    if folder.exists():
+        if not folder.is_dir():
+            raise ModelLoadError(f"model source {folder} is a file; pass the folder that holds {subfolder}/")
+        root, sub = _local_folder(folder, subfolder)
+        kw = {"subfolder": sub} if sub else {}
+        return cls.from_pretrained(str(root), use_safetensors=True, local_files_only=True, **kw, **kwargs)
+    if not _looks_like_repo_id(source):
+        raise ModelLoadError(
+            f"model source {source!r} is neither an existing folder nor a Hugging Face repo id like 'cvssp/audioldm2'"
+        )
+    cached = _cached_snapshot(source, subfolder)
+    if cached is not None:
+        return cls.from_pretrained(str(cached), subfolder=subfolder, use_safetensors=True, local_files_only=True,
+                                   **kwargs)
+    how = (f"download it on a connected machine (`huggingface-cli download {source} --include '{subfolder}/*'`) "
+           f"into the HF cache ({hf_cache_dir()}), or pass a local snapshot folder holding {subfolder}/")
+    if _offline():
+        raise ModelLoadError(f"{source} ({subfolder}/) is not in the Hugging Face cache {hf_cache_dir()} and "
+                             f"HF_HUB_OFFLINE=1 forbids downloading: {how}")
+    try:
+        return cls.from_pretrained(source, subfolder=subfolder, use_safetensors=True,
+                                   cache_dir=str(hf_cache_dir()), **kwargs)
+    except Exception as exc:
+        msg = " ".join(str(exc).split())[:200]
+        raise ModelLoadError(f"could not fetch {source} ({subfolder}/): {msg}; {how}") from None
+
+
+class LatentVAE:
+    """An AudioLDM-style mel VAE with the scaling that the diffusion model sees.
+
+    ``encode``: ``z = posterior.mode() * scaling_factor`` (or ``.sample()`` with a seed);
+    ``decode``: ``mel = decoder(z / scaling_factor)`` (REFERENCE §2). Inputs and outputs are natural-log mels
+    ``(batch, 1, time, n_mels)``, time a multiple of 4.
+
+    Attributes
+    ----------
+    model : diffusers.AutoencoderKL
+    scaling_factor : float
+        Read from the model config, never hard-coded.
+    source : str
+        Where it was loaded from.
+    bundled : bool
+        True for vaelib's bundled tiny VAE.
+    mel_config : MelConfig
+        The front end the VAE expects.
+    """
+
+    def __init__(self, model, source: str = "", bundled: bool = False, mel_config: MelConfig | None = None):
+        self.model = model.eval()
+        self.scaling_factor = float(model.config.scaling_factor)
+        self.source = source
+        self.bundled = bundled
+        self.mel_config = mel_config or MelConfig.audioldm2()
+        self.downsample = 2 ** (len(model.config.block_out_channels) - 1)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    @property
+    def latent_channels(self) -> int:
+        return int(self.model.config.latent_channels)
+
+    def check_mel(self, mel) -> torch.Tensor:
+        """Validate the ``(batch, 1, time, n_mels)`` layout; a wrong layout raises instead of being misread."""
+        if not isinstance(mel, torch.Tensor):
+            raise TypeError(f"mel must be a torch.Tensor (from vaelib.wav_to_mel), got {type(mel).__name__}")
+        m = self.mel_config.n_mels
+        shape = tuple(mel.shape)
+        if mel.ndim == 3:
+            if shape[-1] == m:
+                raise ValueError(f"mel {shape} lacks the channel dim: expected (batch, 1, time, {m}); use mel[:, None]")
+            if shape[1] == m:
+                raise ValueError(f"mel {shape} looks like (batch, {m}, time): expected (batch, 1, time, {m}); "
+                                 "use mel.transpose(1, 2)[:, None] (time comes before mel bins)")
+        if mel.ndim != 4 or shape[1] != 1 or shape[-1] != m:
+            hint = " (time and mel bins swapped? use mel.transpose(2, 3))" if mel.ndim == 4 and shape[2] == m else ""
+            raise ValueError(f"mel must have shape (batch, 1, time, {m}), got {shape}{hint}")
+        if shape[2] % self.downsample:
+            raise ValueError(f"mel time length {shape[2]} is not a multiple of {self.downsample}; "
+                             "pad the waveform with vaelib.audio.pad_to_multiple (wav_to_mel does it by default)")
+        return mel
+
+    @torch.inference_mode()
+    def encode(self, mel: torch.Tensor, sample: bool = False, seed: int | None = None) -> torch.Tensor:
+        """Mel ``(B,1,T,M)`` → scaled latent ``(B, C, T/4, M/4)``: ``mode() * scaling_factor``.
+
+        ``sample=True`` draws from the posterior instead (as the original ``get_first_stage_encoding``),
+        seeded with ``seed`` (default 0) for reproducibility.
+        """
+        mel = self.check_mel(mel).to(self.device, self.dtype)
+        dist = self.model.encode(mel).latent_dist
+        if sample:
+            gen = torch.Generator(device=self.device).manual_seed(0 if seed is None else int(seed))
+            z = dist.sample(generator=gen)
+        else:
+            z = dist.mode()
+        return z * self.scaling_factor
+
+    @torch.inference_mode()
+    def decode(self, latent: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
+        """Scaled latent → mel ``(B,1,T,M)``: ``decoder(z / scaling_factor)``, in chunks of ``batch_size``."""
+        if not isinstance(latent, torch.Tensor) or latent.ndim != 4 or latent.shape[1] != self.latent_channels:
+            shape = tuple(latent.shape) if isinstance(latent, torch.Tensor) else type(latent).__name__
+            raise ValueError(f"latent must be a tensor (batch, {self.latent_channels}, time/4, mels/4), got {shape}")
+        z = latent.to(self.device, self.dtype) / self.scaling_factor
+        step = batch_size or z.shape[0]
+        return torch.cat([self.model.decode(z[i:i + step]).sample for i in range(0, z.shape[0], step)])
+
+    def __repr__(self):
+        n = sum(p.numel() for p in self.model.parameters())
+        return (f"LatentVAE(source={self.source!r}, bundled={self.bundled}, params={n / 1e6:.2f}M, "
+                f"scaling_factor={self.scaling_factor:.6g}, device={self.device}, dtype={self.dtype})")
+
+
+def load_vae(source: str = "auto", device=None, dtype=None) -> LatentVAE:
+    """Load an AudioLDM-style ``AutoencoderKL`` (safetensors only) and wrap it as :class:`LatentVAE`.
+
+    Parameters
+    ----------
+    source : str
+        ``"auto"``, ``"bundled"``, a HF repo id (``cvssp/audioldm2``, ``-music``, ``-large``), a local
+        snapshot folder holding ``vae/``, or a folder holding the VAE directly.
+    device : str or torch.device, optional
+        ``None``/``"auto"``: CUDA when available, else CPU.
+    dtype : torch.dtype or str, optional
+        Default float32. float16 is refused on CPU.
+    """
+    from diffusers import AutoencoderKL
+
+    choice = resolve_models(source, vocoder="griffinlim")
+    dev = _pick_device(device)
+    dt = _pick_dtype(dtype, dev)
+    model = _from_pretrained(AutoencoderKL, choice.vae, "vae", torch_dtype=dt, low_cpu_mem_usage=False)
+    return LatentVAE(model.to(dev), source=choice.vae, bundled=choice.bundled)
+
+
+class HifiGanVocoder(torch.nn.Module):
+    """``SpeechT5HifiGan`` from transformers: log-mel ``(B,T,64)`` (or ``(B,1,T,64)``) → waveform ``(B, T*hop)``.
+
+    The raw output has ``T*hop + 32`` samples for AudioLDM2; it is trimmed to ``T*hop``.
+    """
+
+    name = "hifigan"
+
+    def __init__(self, model, hop_length: int = 160, source: str = ""):
+        super().__init__()
+        self.model = model.eval()
+        self.hop_length = hop_length
+        self.source = source
+        self.n_mels = int(model.config.model_in_dim)
+
+    @torch.inference_mode()
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        mel = _vocoder_layout(mel, self.n_mels)
+        p = next(self.model.parameters())
+        wave = self.model(mel.to(p.device, p.dtype))
+        if wave.ndim == 1:
+            wave = wave[None]
+        return wave[:, : mel.shape[1] * self.hop_length].float()
+
+
+def _vocoder_layout(mel: torch.Tensor, n_mels: int) -> torch.Tensor:
+    """Bring ``(B,1,T,M)`` to ``(B,T,M)``; refuse ``(B,M,T)``, the classic transposed input."""
+    if not isinstance(mel, torch.Tensor):
+        raise TypeError(f"mel must be a torch.Tensor, got {type(mel).__name__}")
+    if mel.ndim == 4 and mel.shape[1] == 1:
+        mel = mel[:, 0]
+    if mel.ndim == 2:
+        mel = mel[None]
+    if mel.ndim != 3 or mel.shape[-1] != n_mels:
+        raise ValueError(f"vocoder input must be (batch, time, {n_mels}) or (batch, 1, time, {n_mels}), got "
+                         f"{tuple(mel.shape)} (time must come before mel bins)")
+    return mel
+
+
+class GriffinLim(torch.nn.Module):
+    """Log-mel → waveform with fast Griffin-Lim (Perraudin et al. 2013), in torch, needing no weights.
+
+    1. ``S = max(pinv(B) @ exp(L), 0)`` — linear magnitudes from the clamped pseudo-inverse of the mel basis;
+    2. ``n_iter`` iterations of ``x = istft(S·e^{iφ})``, ``c = stft(x)``, ``φ = angle(c − m/(1+m)·c_prev)``
+       with momentum ``m`` (0.99), random initial phase from ``seed``.
+
+    Frames are centred half a hop later than ``torch.stft(center=True)`` in the training front end (reflect
+    pad ``(n_fft-hop)//2``); the output is shifted by that offset so that it lines up with the input.
+    """
+
+    name = "griffinlim"
+
+    def __init__(self, cfg: MelConfig | None = None, n_iter: int = 32, momentum: float = 0.99, seed: int = 0):
+        super().__init__()
+        if not (isinstance(n_iter, int) and n_iter >= 1):
+            raise ValueError(f"n_iter must be a positive integer, got {n_iter!r}")
+        if not 0 <= momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+        from .audio import mel_basis
+
+        self.cfg = cfg or MelConfig.audioldm2()
+        self.n_iter, self.momentum, self.seed = n_iter, momentum, seed
+        self.hop_length = self.cfg.hop_length
+        self.register_buffer("inv_basis", torch.linalg.pinv(mel_basis(self.cfg).double()).float(), persistent=False)
+        self.register_buffer("window", torch.hann_window(self.cfg.win_length, periodic=True), persistent=False)
+        self.source = "griffinlim"
+
+    @torch.inference_mode()
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        cfg = self.cfg
+        mel = _vocoder_layout(mel, cfg.n_mels).float().to(self.inv_basis.device)
+        n_frames = mel.shape[1]
+        length = n_frames * cfg.hop_length
+        mag = torch.clamp(self.inv_basis @ torch.exp(mel).transpose(1, 2), min=0.0)  # (B, F, T)
+        gen = torch.Generator(device="cpu").manual_seed(self.seed)
+        phase = torch.rand(mag.shape, generator=gen).to(mag.device) * 2 * torch.pi
+        angles = torch.polar(torch.ones_like(mag), phase)
+        stft_kw = dict(n_fft=cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length, window=self.window,
+                       center=True)
+        prev = torch.zeros_like(angles)
+        alpha = self.momentum / (1 + self.momentum)
+        for _ in range(self.n_iter):
+            wave = torch.istft(mag * angles, length=length, **stft_kw)
+            rebuilt = torch.stft(wave, return_complex=True, **stft_kw)[..., :n_frames]
+            angles = rebuilt - alpha * prev
+            angles = angles / (angles.abs() + 1e-16)
+            prev = rebuilt
+        wave = torch.istft(mag * angles, length=length, **stft_kw)
+        offset = cfg.n_fft // 2 - cfg.pad  # frame centres of the training front end lie this much later
+        return torch.nn.functional.pad(wave, (offset, 0))[:, :length]
+
+
+def load_vocoder(source: str = "auto", device=None, dtype=None, model: str = "auto", n_iter: int = 32):
+    """Load a vocoder callable as ``vocoder(mel) -> wave (B, T*hop)``.
+
+    Parameters
+    ----------
+    source : str
+        ``"griffinlim"`` (no weights), ``"hifigan"`` / ``"auto"`` (the ``vocoder/`` beside ``model``;
+        ``"auto"`` falls back to Griffin-Lim when there is none), or a folder / HF repo id holding
+        ``vocoder/`` (``SpeechT5HifiGan``, safetensors only).
+    model : str
+        The model source the vocoder belongs to, for ``"auto"``/``"hifigan"``.
+    n_iter : int
+        Griffin-Lim iterations.
+    """
+    choice = resolve_models(model, source)
+    dev = _pick_device(device)
+    if choice.vocoder == "griffinlim":
+        return GriffinLim(n_iter=n_iter).to(dev)
+    from transformers import SpeechT5HifiGan
+
+    dt = _pick_dtype(dtype, dev)
+    hifi = _from_pretrained(SpeechT5HifiGan, choice.vocoder, "vocoder", torch_dtype=dt)
+    hop = 1
+    for r in hifi.config.upsample_rates:
+        hop *= int(r)
+    return HifiGanVocoder(hifi.to(dev), hop_length=hop, source=choice.vocoder)

@@ -1,0 +1,153 @@
+"""The round trip with stage attribution: what the vocoder loses vs. what the VAE loses.
+
+``reconstruct`` encodes once and returns every stage:
+
+* ``input``          — the normalised waveform and its log-mel (the reference);
+* ``mel_projection`` — input log-mel straight into the vocoder: the vocoder-only ceiling;
+* ``vae``            — encode → decode → vocoder: the VAE round trip (the seed's "VAE-only");
+* ``<enhancer>``     — decode of each enhanced latent (all from the one latent) → vocoder.
+
+Comparing ``vae`` with ``mel_projection`` isolates the VAE's loss from the vocoder's; comparing decoded mels with
+the input mel measures the VAE without any vocoder at all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+
+from . import enhance as _enhance
+from .audio import MelConfig, normalize, pad_to_multiple, wav_to_mel
+
+__all__ = ["Stage", "Reconstruction", "reconstruct", "parse_enhancers"]
+
+
+@dataclasses.dataclass
+class Stage:
+    """One stage's output: log-mel ``(T, n_mels)`` and waveform, both numpy float32 on the CPU."""
+
+    name: str
+    mel: np.ndarray
+    wave: np.ndarray | None
+    params: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class Reconstruction:
+    """Result of :func:`reconstruct` for one clip.
+
+    Attributes
+    ----------
+    wave : numpy.ndarray
+        The normalised, padded input waveform (the reference for every metric).
+    gain : float
+        Gain :func:`vaelib.audio.normalize` applied.
+    latent : torch.Tensor
+        The scaled latent ``(1, C, T/4, M/4)`` (CPU).
+    stages : dict of str to Stage
+        ``input``, ``mel_projection``, ``vae`` and one entry per enhancer.
+    sr : int
+    """
+
+    wave: np.ndarray
+    gain: float
+    latent: torch.Tensor
+    stages: dict
+    sr: int
+
+    @property
+    def input_mel(self) -> np.ndarray:
+        return self.stages["input"].mel
+
+    def __getitem__(self, name) -> Stage:
+        return self.stages[name]
+
+
+def parse_enhancers(enhancers) -> dict[str, tuple[str, dict]]:
+    """Normalise the ``enhancers`` argument to ``{label: (method, params)}``.
+
+    Accepts ``None``, a list of method or preset names, or a dict ``{label: (method, params)}`` /
+    ``{method: params}``. Parameters are validated (one-line error on a bad name or value).
+    """
+    if enhancers is None:
+        return {}
+    if isinstance(enhancers, str):
+        enhancers = [enhancers]
+    out = {}
+    if isinstance(enhancers, dict):
+        items = enhancers.items()
+    else:
+        items = ((name, None) for name in enhancers)
+    for label, spec in items:
+        if spec is None:
+            method, params = _enhance.PRESETS.get(label, (label, {}))
+        elif isinstance(spec, dict):
+            method, params = label, spec
+        else:
+            method, params = spec
+        if label in ("input", "mel_projection", "vae"):
+            raise ValueError(f"enhancer label {label!r} clashes with a stage name; choose another label")
+        out[label] = (method, _enhance.validate_params(method, params))
+    return out
+
+
+def _to_wave_np(x) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().float().cpu().numpy()
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 1:
+        raise ValueError(f"reconstruct takes one mono waveform (samples,), got shape {x.shape}")
+    if x.size == 0 or not np.isfinite(x).all():
+        raise ValueError("waveform is empty or holds NaN/Inf samples")
+    return x
+
+
+def reconstruct(wave, vae, vocoder=None, enhancers=None, *, cfg: MelConfig | None = None, seed: int = 0,
+                normalise: bool = True, vocode: bool = True) -> Reconstruction:
+    """Run the round trip once and return every stage.
+
+    Parameters
+    ----------
+    wave : array_like
+        Mono waveform at ``cfg.sr`` (e.g. from :func:`vaelib.load_audio`).
+    vae : vaelib.models.LatentVAE
+    vocoder : callable, optional
+        ``vocoder(mel) -> wave``; needed when ``vocode`` is true.
+    enhancers : list or dict, optional
+        Methods / presets to apply to the latent (see :func:`parse_enhancers`).
+    cfg : MelConfig, optional
+        Front end (default: the VAE's).
+    seed : int
+        Seed for stochastic enhancers.
+    normalise : bool
+        Apply the training normalisation (mean removed, peak 0.5) first.
+    vocode : bool
+        Also synthesise waveforms (else only mels; ``Stage.wave`` is None).
+    """
+    x = _to_wave_np(wave)
+    cfg = cfg or vae.mel_config
+    gain = 1.0
+    if normalise:
+        x, gain = normalize(x)
+    x = pad_to_multiple(x, cfg)
+    mel = wav_to_mel(torch.from_numpy(x).to(vae.device), cfg)
+    specs = parse_enhancers(enhancers)
+    z = vae.encode(mel)
+    latents = [z] + [_enhance.apply(method, z, params, seed=seed) for method, params in specs.values()]
+    decoded = vae.decode(torch.cat(latents))
+    names = ["vae", *specs]
+    mels = {"mel_projection": mel[0], **{n: decoded[i] for i, n in enumerate(names)}}
+    waves = {}
+    if vocode:
+        if vocoder is None:
+            raise ValueError("vocode=True needs a vocoder (vaelib.load_vocoder('auto'))")
+        batch = torch.stack([m.float() for m in mels.values()])
+        out = vocoder(batch)
+        waves = {n: out[i].detach().float().cpu().numpy() for i, n in enumerate(mels)}
+    stages = {"input": Stage("input", mel[0, 0].float().cpu().numpy(), x)}
+    for n, m in mels.items():
+        params = {"method": specs[n][0], **specs[n][1]} if n in specs else {}
+        stages[n] = Stage(n, m[0].float().cpu().numpy(), waves.get(n), params)
+    return Reconstruction(wave=x, gain=float(gain), latent=z.detach().cpu(), stages=stages, sr=cfg.sr)
