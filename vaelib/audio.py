@@ -40,6 +40,9 @@ __all__ = [
 #: File extensions :func:`find_audio` treats as audio (anything libsndfile reads).
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".mp3")
 
+#: Extensions :func:`find_audio` reads as a list of audio paths, one per line.
+LIST_EXTENSIONS = (".lst",)
+
 LOG_CLAMP = 1e-5
 
 
@@ -336,7 +339,9 @@ def find_audio(source, demo_split: str = "eval"):
     ----------
     source : str or Path or list
         ``"demo"`` (the bundled eval clips), a file, a folder (searched recursively for
-        :data:`AUDIO_EXTENSIONS`), or a list of those.
+        :data:`AUDIO_EXTENSIONS`), a ``.lst`` list file (one file or folder per line; blank lines and
+        lines starting with ``#`` are ignored; relative paths are resolved against the list file's folder),
+        or a list of those.
     demo_split : str
         Which split of the bundled corpus ``"demo"`` means (``"eval"`` or ``"train"``).
 
@@ -350,7 +355,8 @@ def find_audio(source, demo_split: str = "eval"):
     FileNotFoundError
         A path does not exist.
     ValueError
-        A folder holds no audio files, or a file has an unsupported extension.
+        A folder or list file holds no audio files, a file has an unsupported extension, or a list file
+        names another list file.
     """
     if isinstance(source, (list, tuple)):
         out = []
@@ -368,6 +374,8 @@ def find_audio(source, demo_split: str = "eval"):
     path = Path(source).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"audio path not found: {path} (give a file, a folder, or 'demo')")
+    if path.is_file() and path.suffix.lower() in LIST_EXTENSIONS:
+        return _read_audio_list(path, demo_split)
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
         if not files:
@@ -376,3 +384,23 @@ def find_audio(source, demo_split: str = "eval"):
     if path.suffix.lower() not in AUDIO_EXTENSIONS:
         raise ValueError(f"{path.name}: unsupported extension {path.suffix!r}; accepted: {', '.join(AUDIO_EXTENSIONS)}")
     return [path]
+
+
+def _read_audio_list(list_file: Path, demo_split: str) -> list[Path]:
+    """Files named by a ``.lst`` list file (see :func:`find_audio`)."""
+    out = []
+    for lineno, line in enumerate(list_file.read_text(encoding="utf-8").splitlines(), start=1):
+        entry = line.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        item = Path(entry).expanduser()
+        if not item.is_absolute():
+            item = list_file.parent / item
+        if item.suffix.lower() in LIST_EXTENSIONS:
+            raise ValueError(f"{list_file.name} line {lineno}: list files cannot name other list files ({entry})")
+        if not item.exists():
+            raise FileNotFoundError(f"{list_file.name} line {lineno}: audio path not found: {item}")
+        out.extend(find_audio(item, demo_split))
+    if not out:
+        raise ValueError(f"list file {list_file} names no audio files")
+    return sorted(dict.fromkeys(out))

@@ -1,0 +1,359 @@
+"""The report runner (vaelib.report): parameter validation, bad inputs, an end-to-end run of tiny notebooks,
+self-contained HTML rendered by headless Chromium, and nothing written outside the run folder.
+
+The notebooks here are tiny stand-ins built in a temp dir (no model is loaded), so the runner is tested
+independently of the real notebooks in ``notebooks/``.
+"""
+
+import contextlib
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+
+import nbformat
+import numpy as np
+import pytest
+import soundfile as sf
+
+from vaelib import report
+from vaelib.audio import find_audio
+from vaelib.cli import main
+from vaelib.report import ReportError, coerce_value, parse_assignments, plan_report
+
+SR = 16000
+CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+
+NB1_PARAMS = '''\
+audio: str = "demo"  # audio file, folder, .lst list or 'demo'
+model: str = "auto"  # VAE source
+vocoder: str = "auto"  # vocoder
+duration_s: float = 1.0  # seconds per clip
+method: str = "frequency"  # enhancement method
+gain: float = 1.5  # Laplacian gain
+seed: int = 0  # random seed
+max_clips: int = 8  # at most this many clips
+out_dir: str = "."  # output folder
+interactive: bool = True  # widgets (True) or static output (False)
+'''
+
+NB1_BODY = '''\
+%matplotlib inline
+import json, pathlib
+import numpy as np
+import matplotlib.pyplot as plt
+import soundfile as sf
+from IPython.display import Audio, display
+from vaelib.audio import find_audio
+
+files = find_audio(audio)[:max_clips]
+out = pathlib.Path(out_dir) / "01_tiny"
+out.mkdir(parents=True, exist_ok=True)
+x, sr = sf.read(str(files[0]), dtype="float32")
+fig, ax = plt.subplots(figsize=(6, 2.5))
+ax.plot(np.arange(x.size) / sr, x, color="tab:blue")
+ax.set_title(f"{files[0].name} (gain {gain})")
+plt.show()
+display(Audio(np.clip(x, -1, 1), rate=sr, normalize=False))
+rms = float(np.sqrt(np.mean(x ** 2)))
+_ = (out / "files.json").write_text(json.dumps([str(f) for f in files]))
+_ = (out / "metrics.json").write_text(json.dumps({"summary": {"n_clips": len(files), "gain": gain, "rms": rms,
+                                                          "interactive": interactive}}))
+'''
+
+NB2_PARAMS = '''\
+level: float = 0.1  # noise level
+fail: bool = False  # raise in a later cell
+out_dir: str = "."  # output folder
+'''
+
+
+def write_notebook(path, params_src, *cells):
+    """A notebook with a papermill ``parameters`` cell and then ``cells`` (strings; ``"# md ..."`` → markdown)."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_code_cell(params_src, metadata={"tags": ["parameters"]}))
+    for src in cells:
+        if src.startswith("# md "):
+            nb.cells.append(nbformat.v4.new_markdown_cell(src[5:]))
+        else:
+            nb.cells.append(nbformat.v4.new_code_cell(src))
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(path))
+    return path
+
+
+def make_notebooks(folder):
+    """Three tiny notebooks: ``01_tiny`` (plot + audio player + metrics), ``02_tiny`` (can fail), ``03_tiny``."""
+    nb1 = write_notebook(folder / "01_tiny.ipynb", NB1_PARAMS, "# md # Tiny baseline", NB1_BODY)
+    nb2 = write_notebook(
+        folder / "02_tiny.ipynb", NB2_PARAMS, "twice = 2 * level",
+        'if fail:\n    raise ValueError("deliberate failure")',
+        'import json, pathlib\nout = pathlib.Path(out_dir) / "02_tiny"\nout.mkdir(parents=True, exist_ok=True)\n'
+        '(out / "metrics.json").write_text(json.dumps({"summary": {"twice_level": twice}}))',
+    )
+    nb3 = write_notebook(folder / "03_tiny.ipynb", 'out_dir: str = "."  # output folder', "print('third ran')")
+    return [nb1, nb2, nb3]
+
+
+def write_inputs(folder):
+    """Three good clips (wav, flac, one in a subfolder) and one corrupt ``.wav``."""
+    t = np.arange(SR) / SR
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sub").mkdir(exist_ok=True)
+    sf.write(folder / "a.wav", (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), SR)
+    sf.write(folder / "b.flac", (0.2 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32), SR)
+    sf.write(folder / "sub" / "c.wav", (0.1 * np.random.default_rng(0).standard_normal(SR)).astype(np.float32), SR)
+    (folder / "bad.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" + bytes(range(256)) * 4)
+    return folder
+
+
+def snapshot(root):
+    """``{relative path: sha256}`` of every file under ``root`` (folders as ``"dir"``)."""
+    out = {}
+    for p in sorted(Path(root).rglob("*")):
+        out[str(p.relative_to(root))] = hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+    return out
+
+
+def one_line(msg):
+    assert msg and "\n" not in msg.strip(), msg
+    return msg
+
+
+# ---------------------------------------------------------------------------------------------- unit tests
+
+
+@pytest.mark.parametrize("value, type_name, expected", [
+    ("2", "int", 2), (" 7 ", "int", 7), ("2", "float", 2.0), ("1e-3", "float", 1e-3), (3, "float", 3.0),
+    ("yes", "bool", True), ("0", "bool", False), ("False", "bool", False), ("demo", "str", "demo"),
+    ("none", "Optional[int]", None), ("5", "int | None", 5), ("[1, 2]", "list", [1, 2]),
+    ("a,b", "list[str]", ["a", "b"]),
+])
+def test_coerce_value(value, type_name, expected):
+    out = coerce_value("x", value, type_name)
+    assert out == expected and type(out) is type(expected)
+
+
+@pytest.mark.parametrize("value, type_name, fragment", [
+    ("abc", "float", "parameter 'gain' expects float (got 'abc')"),
+    ("2.5", "int", "expects int"), ("maybe", "bool", "expects bool"), ("nan", "float", "finite"),
+    (True, "float", "expects float"), ("{1:", "dict", "expects dict"),
+])
+def test_coerce_value_rejects(value, type_name, fragment):
+    with pytest.raises(ReportError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
+        coerce_value("gain", value, type_name)
+
+
+def test_parse_assignments():
+    assert parse_assignments(["gain=2", "method=noise", "audio=a=b.wav"]) == {"gain": "2", "method": "noise",
+                                                                            "audio": "a=b.wav"}
+    for bad, fragment in ((["gain"], "expects name=value"), (["=2"], "expects name=value"),
+                          (["gain=1", "gain=2"], "given twice")):
+        with pytest.raises(ReportError, match=fragment):
+            parse_assignments(bad)
+
+
+def test_find_audio_list_file(tmp_path):
+    write_inputs(tmp_path / "in")
+    lst = tmp_path / "in" / "pick.lst"
+    lst.write_text("# chosen clips\n\na.wav\n  sub  \n" + str(tmp_path / "in" / "b.flac") + "\n")
+    assert [p.name for p in find_audio(lst)] == ["a.wav", "b.flac", "c.wav"]
+    (tmp_path / "missing.lst").write_text("a.wav\nnope.wav\n")
+    with pytest.raises(FileNotFoundError, match="line 1"):
+        find_audio(tmp_path / "missing.lst")
+    (tmp_path / "empty.lst").write_text("# nothing\n")
+    with pytest.raises(ValueError, match="names no audio files"):
+        find_audio(tmp_path / "empty.lst")
+    (tmp_path / "nested.lst").write_text("in/pick.lst\n")
+    with pytest.raises(ValueError, match="other list files"):
+        find_audio(tmp_path / "nested.lst")
+
+
+def test_inspect_params_and_format(tmp_path):
+    nbs = make_notebooks(tmp_path / "nbs")
+    per, union = report.inspect_params(nbs)
+    assert list(per) == ["01_tiny", "02_tiny", "03_tiny"]
+    assert union["gain"].type_name == "float" and union["gain"].default_value == 1.5
+    assert union["gain"].help == "Laplacian gain"
+    assert union["out_dir"].notebooks == ("01_tiny", "02_tiny", "03_tiny")
+    text = report.format_params(union)
+    assert "gain" in text and "float = 1.5" in text and "set by the runner" in text
+
+
+def test_default_notebooks_missing(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "notebooks_dir", lambda: tmp_path / "nowhere")
+    with pytest.raises(ReportError, match="report notebooks not found") as info:
+        report.default_notebooks()
+    one_line(str(info.value))
+
+
+@pytest.fixture
+def setup(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    nbs = make_notebooks(tmp_path / "nbs")
+    inputs = write_inputs(tmp_path / "in")
+    (tmp_path / "empty").mkdir()
+    return SimpleNamespace(root=tmp_path, nbs=nbs, inputs=inputs)
+
+
+def _good_only(inputs):
+    (inputs / "bad.wav").unlink()
+    return inputs
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"params": {"foo": "1"}}, "unknown parameter 'foo'; accepted: audio, model, vocoder, duration_s"),
+    ({"params": {"gain": "abc"}}, r"parameter 'gain' expects float \(got 'abc'\)"),
+    ({"params": {"method": "sharpen"}}, "unknown enhancement method 'sharpen'; accepted: none, frequency"),
+    ({"params": {"gain": "9"}}, r"frequency.gain=9 is out of range; accepted: \[0, 4\]"),
+    ({"params": {"seed": "1.5"}}, "parameter 'seed' expects int"),
+    ({"params": {"max_clips": "0"}}, "'max_clips' must be >= 1"),
+    ({"params": {"duration_s": "-1"}}, "'duration_s' must be > 0"),
+    ({"params": {"out_dir": "elsewhere"}}, "'out_dir' cannot be set"),
+    ({"params": {"interactive": "true"}}, "'interactive' cannot be set"),
+    ({"audio": "no/such/path"}, "audio path not found"),
+    ({"audio": "empty"}, "no audio files"),
+    ({"audio": "in/bad.wav"}, r"none of the 1 audio file\(s\) .* could be read: bad.wav"),
+    ({"model": "no/such/folder/"}, "neither an existing folder nor a Hugging Face repo id"),
+    ({"model": "cvssp/audioldm2"}, "not in the Hugging Face cache and HF_HUB_OFFLINE=1"),
+    ({"vocoder": "hifigan"}, "vocoder='hifigan' needs a vocoder/ folder"),
+    ({"audio": "demo", "params": {"audio": "in"}}, "'audio' given twice"),
+])
+def test_plan_rejects_bad_inputs_in_one_line(setup, kwargs, fragment):
+    before = snapshot(setup.root)
+    with pytest.raises(ReportError, match=fragment) as info:
+        plan_report(notebooks=setup.nbs, out="run", **{"audio": "in", **kwargs})
+    one_line(str(info.value))
+    assert snapshot(setup.root) == before  # validation writes nothing
+
+
+def test_plan_refuses_non_empty_out(setup):
+    (setup.root / "run").mkdir()
+    (setup.root / "run" / "keep.txt").write_text("mine")
+    with pytest.raises(ReportError, match="not empty; choose a new --out"):
+        plan_report(notebooks=setup.nbs, out="run", audio="in")
+    (setup.root / "run" / "keep.txt").unlink()
+    assert plan_report(notebooks=setup.nbs, out="run", audio="in").run_dir == setup.root / "run"  # empty is fine
+
+
+def test_plan_skips_corrupt_and_routes_parameters(setup):
+    plan = plan_report(notebooks=setup.nbs, out="run", audio="in", params={"gain": "2", "level": "0.3"})
+    assert [p.name for p in plan.audio_files] == ["a.wav", "b.flac", "c.wav"]
+    assert [p.name for p, _ in plan.skipped] == ["bad.wav"] and "cannot read bad.wav" in plan.skipped[0][1]
+    p1, p2, p3 = (plan.parameters[s] for s in ("01_tiny", "02_tiny", "03_tiny"))
+    run = str(setup.root / "run")
+    assert p1["audio"] == str(setup.root / "run" / report.AUDIO_LIST_NAME)  # only the good files
+    assert p1["gain"] == 2.0 and isinstance(p1["gain"], float)  # an int given for a float is fine
+    assert p1["interactive"] is False and p1["out_dir"] == run and p1["model"] == "auto"
+    assert "level" not in p1 and p2 == {"level": 0.3, "out_dir": run} and p3 == {"out_dir": run}
+    assert "bundled tiny VAE" in plan.model_line
+    good = plan_report(notebooks=setup.nbs, out="run2", audio=_good_only(setup.inputs))
+    assert good.skipped == [] and good.parameters["01_tiny"]["audio"] == str(setup.inputs)  # absolute path
+
+
+def test_default_out_folder_is_timestamped(setup):
+    import datetime
+
+    plan = plan_report(notebooks=setup.nbs, audio="in", now=datetime.datetime(2024, 5, 6, 7, 8, 9))
+    assert plan.run_dir == setup.root / "reports" / "20240506-070809"
+    assert not (setup.root / "reports").exists()
+
+
+# ------------------------------------------------------------------------------------------ end to end
+
+
+@pytest.fixture(scope="module")
+def e2e(tmp_path_factory):
+    """One real run of ``vaelib report`` on notebooks 01_tiny and 02_tiny (with a corrupt input among good ones)."""
+    root = tmp_path_factory.mktemp("e2e")
+    nbs = make_notebooks(root / "nbs")
+    write_inputs(root / "in")
+    (root / "work").mkdir()
+    hf_cache = root / "hf_cache"
+    hf_cache.mkdir()
+    before = snapshot(root)
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root / "work")
+        mp.setenv("HF_HUB_CACHE", str(hf_cache))
+        mp.delenv("VAELIB_MODEL", raising=False)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            rc = main(["report", "--notebooks", str(nbs[0]), str(nbs[1]), "--audio", "../in", "--out", "run",
+                       "-p", "gain=2", "-p", "level=0.25", "--no-progress", "--timeout", "120"])
+    return SimpleNamespace(root=root, run=root / "work" / "run", rc=rc, out=out.getvalue(), err=err.getvalue(),
+                           before=before, after=snapshot(root))
+
+
+def test_e2e_runs_and_prints_paths(e2e):
+    assert e2e.rc == 0, e2e.err
+    run = e2e.run
+    for name in ("index.html", "01_tiny.ipynb", "01_tiny.html", "02_tiny.ipynb", "02_tiny.html",
+                 "01_tiny/metrics.json", "02_tiny/metrics.json", report.AUDIO_LIST_NAME):
+        assert (run / name).is_file(), name
+    assert f"report: {run / 'index.html'}" in e2e.out and str(run / "01_tiny.html") in e2e.out
+    assert e2e.out.count("model: bundled tiny VAE") == 1  # the model line, printed once
+    assert "warning: skipping unreadable audio file" in e2e.err and "bad.wav" in e2e.err
+    assert not [line for line in e2e.err.splitlines() if line.startswith("error")]
+
+
+def test_e2e_corrupt_file_skipped_and_listed(e2e):
+    used = [Path(p).name for p in json.loads((e2e.run / "01_tiny" / "files.json").read_text())]
+    assert used == ["a.wav", "b.flac", "c.wav"]
+    index = (e2e.run / "index.html").read_text()
+    assert "Skipped audio files (1)" in index and "bad.wav" in index
+
+
+def test_e2e_index_has_links_and_key_numbers(e2e):
+    index = (e2e.run / "index.html").read_text()
+    assert 'href="01_tiny.html"' in index and 'href="02_tiny.html"' in index
+    assert "n_clips" in index and ">3<" in index and "twice_level" in index and ">0.5<" in index
+    assert "model: bundled tiny VAE" in index and "gain=2.0" in index
+    assert "http://" not in index and "https://" not in index
+    summary = json.loads((e2e.run / "01_tiny" / "metrics.json").read_text())["summary"]
+    assert summary["gain"] == 2.0 and summary["interactive"] is False
+
+
+def test_e2e_html_is_self_contained_without_errors(e2e):
+    page = (e2e.run / "01_tiny.html").read_text()
+    assert "data:image/png;base64" in page and "data:audio/wav;base64" in page
+    assert "output_error" not in page and "Traceback" not in page
+    assert "<script src=" not in page and 'src="http' not in page
+
+
+def test_e2e_writes_only_inside_run_folder_and_keeps_inputs(e2e):
+    new = {k: v for k, v in e2e.after.items() if k not in e2e.before}
+    outside = [k for k in new if not k.startswith("work/run")]
+    assert outside == []
+    assert {k: v for k, v in e2e.after.items() if k in e2e.before} == e2e.before  # inputs byte-identical
+
+
+def test_export_html_no_input_hides_code(e2e, tmp_path):
+    page = tmp_path / "no_input.html"
+    assert report.export_html(e2e.run / "01_tiny.ipynb", page, no_input=True) == []
+    text = page.read_text()
+    assert "find_audio(audio)" not in text and "data:image/png;base64" in text
+    with_code = (e2e.run / "01_tiny.html").read_text()
+    assert "find_audio" in with_code
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian `chromium` not installed (CI: apt-get install chromium)")
+def test_html_renders_in_headless_chromium(e2e, tmp_path):
+    import matplotlib.pyplot as plt
+
+    shot = tmp_path / "shot.png"
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+           f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1200,900",
+           (e2e.run / "01_tiny.html").as_uri()]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert shot.is_file(), proc.stderr[-2000:]
+    img = plt.imread(str(shot))[..., :3]
+    assert img.shape[:2] == (900, 1200)
+    assert img.std() > 0.02, "screenshot is blank"
+    assert (img.min(axis=-1) < 0.6).mean() > 0.002, "screenshot shows (almost) nothing but white"
+    blue = (img[..., 2] > 0.55) & (img[..., 0] < 0.35)  # the tab:blue waveform line
+    assert blue.sum() > 200, "the inline plot did not render"
