@@ -1,0 +1,77 @@
+"""Train the bundled tiny VAE on the demo corpus's train split and write it in the Hugging Face ``vae/`` layout.
+
+    python scripts/train_tiny_vae.py                  # writes vaelib/assets/tiny_vae/ (refuses to overwrite)
+    python scripts/train_tiny_vae.py --out /tmp/tv --steps 200
+
+Writes ``<out>/vae/{config.json,diffusion_pytorch_model.safetensors}``, ``<out>/training_log.csv``,
+``<out>/training_curve.png`` and ``<out>/train_config.json``. Eval clips are never read here; score the result with
+``python scripts/eval_tiny_vae.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv=None) -> int:
+    from vaelib.assets import bundled_model_dir
+    from vaelib.audio import find_audio, load_audio
+    from vaelib.train import CropSampler, TinyVAEConfig, TrainConfig, make_tiny_vae, set_scaling_factor, train
+
+    defaults = TrainConfig()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=bundled_model_dir())
+    ap.add_argument("--force", action="store_true", help="replace an existing model in --out")
+    for f in dataclasses.fields(TrainConfig):
+        ap.add_argument(f"--{f.name.replace('_', '-')}", type=type(getattr(defaults, f.name)),
+                        default=getattr(defaults, f.name))
+    args = ap.parse_args(argv)
+    if (args.out / "vae").exists() and not args.force:
+        print(f"error: {args.out / 'vae'} exists; pass --force to replace it or choose another --out", file=sys.stderr)
+        return 2
+    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
+    arch = TinyVAEConfig()
+    files = find_audio("demo", demo_split="train")
+    waves = [load_audio(p) for p in files]
+    print(f"training on {len(files)} train clips ({sum(map(len, waves)) / 16000:.1f} s); {cfg}")
+    model = make_tiny_vae(arch, seed=cfg.seed)
+    sampler = CropSampler(waves, crop_frames=cfg.crop_frames, mix_prob=cfg.mix_prob, gain_db=cfg.gain_db,
+                          seed=cfg.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    rows = train(model, sampler, cfg, log_path=args.out / "training_log.csv")
+    minutes = (time.time() - t0) / 60
+    sf = set_scaling_factor(model, CropSampler(waves, crop_frames=cfg.crop_frames, seed=cfg.seed + 1))
+    model.save_pretrained(args.out / "vae", safe_serialization=True)
+    meta = {"train": dataclasses.asdict(cfg), "arch": dataclasses.asdict(arch), "scaling_factor": sf,
+            "train_clips": [p.name for p in files], "train_minutes": round(minutes, 1),
+            "parameters": sum(p.numel() for p in model.parameters()), "final": rows[-1]}
+    (args.out / "train_config.json").write_text(json.dumps(meta, indent=2) + "\n")
+    _plot(rows, args.out / "training_curve.png")
+    print(f"done in {minutes:.1f} min: final L1 {rows[-1]['l1']:.4f}, scaling_factor {sf:.4f} → {args.out}")
+    return 0
+
+
+def _plot(rows, path):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 3.2))
+    ax1, ax2 = fig.subplots(1, 2)
+    steps = [r["step"] for r in rows]
+    ax1.plot(steps, [r["l1"] for r in rows])
+    ax1.set(xlabel="step", ylabel="L1 (ln mel)", title="reconstruction", yscale="log")
+    ax2.plot(steps, [r["kl"] for r in rows], color="C1")
+    ax2.set(xlabel="step", ylabel="KL / latent element (nats)", title="KL")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

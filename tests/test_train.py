@@ -1,0 +1,80 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import vaelib
+from vaelib.assets import bundled_model_dir
+from vaelib.train import (CropSampler, TinyVAEConfig, TrainConfig, evaluate, make_tiny_vae, naive_codec,
+                          set_scaling_factor, train)
+
+SMALL = TinyVAEConfig(block_out_channels=(4, 8, 8), norm_num_groups=4)
+
+
+def _waves():
+    rng = np.random.default_rng(0)
+    t = np.arange(16000) / 16000
+    return [0.3 * np.sin(2 * np.pi * 440 * t) + 0.05 * rng.standard_normal(t.size),
+            0.2 * np.sin(2 * np.pi * 1500 * t) * (t < 0.5)]
+
+
+def test_training_loss_falls(tmp_path):
+    model = make_tiny_vae(SMALL, seed=0)
+    sampler = CropSampler(_waves(), crop_frames=16, seed=0)
+    cfg = TrainConfig(steps=40, batch_size=4, crop_frames=16, lr=3e-3, log_every=5, threads=1)
+    rows = train(model, sampler, cfg, log_path=tmp_path / "log.csv", progress=False)
+    assert rows[-1]["l1"] < 0.6 * rows[0]["l1"]
+    lines = (tmp_path / "log.csv").read_text().splitlines()
+    assert lines[0].startswith("step,loss,l1,kl") and len(lines) == len(rows) + 1
+
+
+def test_crop_sampler_is_seeded_and_shaped():
+    a = CropSampler(_waves(), crop_frames=16, seed=3).batch(4)
+    b = CropSampler(_waves(), crop_frames=16, seed=3).batch(4)
+    assert a.shape == (4, 1, 16, 64)
+    torch.testing.assert_close(a, b)
+
+
+def test_scaling_factor_is_inverse_latent_std():
+    model = make_tiny_vae(SMALL, seed=0)
+    sampler = CropSampler(_waves(), crop_frames=16, seed=0)
+    sf = set_scaling_factor(model, sampler, n=8)
+    assert model.config.scaling_factor == pytest.approx(sf)
+    with torch.no_grad():
+        z = model.encode(CropSampler(_waves(), crop_frames=16, seed=0).batch(8)).latent_dist.mode()
+    assert (z * sf).std().item() == pytest.approx(1.0, rel=1e-4)
+
+
+def test_naive_codec_pools_and_upsamples():
+    const = torch.full((1, 1, 8, 64), -3.0)
+    torch.testing.assert_close(naive_codec(const), const)
+    ramp = torch.arange(8.0).repeat_interleave(4)[None, None, :, None].expand(1, 1, 32, 64)
+    out = naive_codec(ramp)
+    assert out.shape == ramp.shape
+    assert out[0, 0, 2:-2, 0].sub(ramp[0, 0, 2:-2, 0]).abs().max() <= 0.5  # piecewise-constant → smooth
+
+
+bundled = pytest.mark.skipif(not (bundled_model_dir() / "vae" / "config.json").exists(),
+                             reason="bundled weights not built (python scripts/train_tiny_vae.py)")
+
+
+@bundled
+def test_bundled_weights_load_offline_in_hf_layout():
+    vae = vaelib.load_vae("bundled", device="cpu")
+    assert vae.bundled and vae.latent_channels == 8
+    files = sorted((bundled_model_dir() / "vae").iterdir())
+    assert [p.name for p in files] == ["config.json", "diffusion_pytorch_model.safetensors"]
+    assert sum(p.stat().st_size for p in files) < 10e6
+    assert json.loads((bundled_model_dir() / "vae" / "config.json").read_text())["scaling_factor"] != 1.0
+    mel = vaelib.wav_to_mel(np.zeros(6400, np.float32) + 0.01 * np.random.default_rng(0).standard_normal(6400))
+    assert vae.encode(mel).shape == (1, 8, 10, 16)
+    choice = vaelib.resolve_models("auto", "auto")  # conftest isolates the HF cache: nothing real is there
+    assert choice.bundled and choice.vocoder == "griffinlim"
+
+
+@bundled
+def test_bundled_model_beats_naive_codec_on_one_eval_clip():
+    vae = vaelib.load_vae("bundled", device="cpu")
+    res = evaluate(vae, vaelib.find_audio("demo")[:1])
+    assert res["mean"]["mel_l1_vae"] < res["mean"]["mel_l1_naive"]
