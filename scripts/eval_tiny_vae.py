@@ -1,6 +1,6 @@
 """Score a mel VAE on the demo corpus's eval clips and (for the bundled model) refresh its model card numbers.
 
-    python scripts/eval_tiny_vae.py                    # bundled model → vaelib/assets/tiny_vae/{eval.json,MODEL_CARD.md}
+    python scripts/eval_tiny_vae.py          # bundled model → vaelib/assets/tiny_vae/{eval.json,MODEL_CARD.md}
     python scripts/eval_tiny_vae.py --model /tmp/tv --out /tmp/tv_eval.json
 
 Numbers: mean mel L1 (natural-log mel) of the VAE round trip vs. a naive codec (4×4 average pool of the log-mel,
@@ -27,8 +27,9 @@ def results_markdown(res: dict, train_meta: dict | None) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for r in res["per_clip"]:
-        lines.append(f"| {r['clip']} | {r['mel_l1_vae']:.3f} | {r['mel_l1_naive']:.3f} | {r['mel_err_db_below_4k']:.2f} "
-                     f"| {r['mel_err_db_above_4k']:.2f} | {r['lsd_projection']:.3f} | {r['lsd_vae']:.3f} |")
+        lines.append(f"| {r['clip']} | {r['mel_l1_vae']:.3f} | {r['mel_l1_naive']:.3f} "
+                     f"| {r['mel_err_db_below_4k']:.2f} | {r['mel_err_db_above_4k']:.2f} "
+                     f"| {r['lsd_projection']:.3f} | {r['lsd_vae']:.3f} |")
     lines.append(f"| **mean** | **{m['mel_l1_vae']:.3f}** | **{m['mel_l1_naive']:.3f}** | "
                  f"**{m['mel_err_db_below_4k']:.2f}** | **{m['mel_err_db_above_4k']:.2f}** | "
                  f"**{m['lsd_projection']:.3f}** | **{m['lsd_vae']:.3f}** |")

@@ -6,8 +6,16 @@ import torch
 
 import vaelib
 from vaelib.assets import bundled_model_dir
-from vaelib.train import (CropSampler, TinyVAEConfig, TrainConfig, evaluate, make_tiny_vae, naive_codec,
-                          set_scaling_factor, train)
+from vaelib.train import (
+    CropSampler,
+    TinyVAEConfig,
+    TrainConfig,
+    evaluate,
+    make_tiny_vae,
+    naive_codec,
+    set_scaling_factor,
+    train,
+)
 
 SMALL = TinyVAEConfig(block_out_channels=(4, 8, 8), norm_num_groups=4)
 
