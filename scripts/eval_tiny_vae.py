@@ -40,6 +40,8 @@ def results_markdown(res: dict, train_meta: dict | None) -> str:
         f"- Per-band mel error above 4 kHz ({m['mel_err_db_above_4k']:.2f} dB) "
         f"{'exceeds' if m['hf_error_exceeds_lf'] else 'does not exceed'} the error below 4 kHz "
         f"({m['mel_err_db_below_4k']:.2f} dB).",
+        f"- Mel energy kept by the VAE (decoded / input): low {m['mel_ber_low']:.2f}, mid {m['mel_ber_mid']:.2f}, "
+        f"high {m['mel_ber_high']:.2f}.",
         f"- Listening proxy: LSD of VAE + Griffin-Lim {m['lsd_vae']:.3f} vs. {m['lsd_projection']:.3f} for the "
         "input mel through Griffin-Lim alone (the vocoder's own floor).",
     ]

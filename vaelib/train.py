@@ -196,6 +196,8 @@ def evaluate(vae, files, vocoder=None, cfg: MelConfig | None = None) -> dict:
         bands = {**metrics.BANDS, "below_4k": (0.0, 4000.0), "above_4k": (4000.0, cfg.sr / 2 + 1)}
         for band, v in metrics.mel_band_error_db_logmel(mel, dec, cfg=cfg, bands=bands).items():
             row[f"mel_err_db_{band}"] = v
+        for band, v in metrics.mel_band_energy_ratio(mel, dec, cfg=cfg).items():
+            row[f"mel_ber_{band}"] = v
         if vocoder is not None:
             waves = vocoder(torch.cat([mel, dec]))
             row["lsd_projection"] = metrics.lsd(x, waves[0].numpy(), sr=cfg.sr)
