@@ -1,0 +1,336 @@
+"""Figures for the reports. Every function returns a :class:`matplotlib.figure.Figure` and never touches pyplot's
+global state or the backend (no ``matplotlib.use``): figures are built with ``Figure()``, so they are not
+auto-displayed and not kept alive by pyplot; show them with ``display(fig)`` (``%matplotlib inline``) and save
+them with ``fig.savefig(path, dpi=90)``.
+
+* :func:`comparison_figure` — the seed's 2×3 comparison: waveforms (first second), log-log spectrum, band
+  energy bars, three log-mel spectrograms;
+* :func:`mel_difference_figure` — decoded-minus-input log-mel in dB, plus its mean per mel bin;
+* :func:`band_error_figure` — per-band log-mel error bars (mean ± std over clips);
+* :func:`render_figure` — the enhancement explorer's view (enhanced mel, change vs. VAE-only, spectrum);
+* :func:`sweep_figure`, :func:`pareto_figure`, :func:`per_clip_heatmap` — notebook 03.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from matplotlib.figure import Figure
+
+__all__ = [
+    "comparison_figure",
+    "mel_difference_figure",
+    "band_error_figure",
+    "render_figure",
+    "sweep_figure",
+    "pareto_figure",
+    "per_clip_heatmap",
+    "mel_axis",
+]
+
+_DB_PER_NEPER = 20.0 / math.log(10.0)  # log-mel (natural log of magnitude) → dB
+_COLORS = ("#333333", "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")
+_BAND_ORDER = ("low", "mid", "high")
+_BAND_TEXT = {"low": "<500 Hz", "mid": "0.5-4 kHz", "high": "4-8 kHz"}
+
+
+def _cfg(cfg):
+    from .audio import MelConfig
+
+    return cfg or MelConfig()
+
+
+def _np(x) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().float().cpu().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def _mel2d(mel) -> np.ndarray:
+    m = _np(mel)
+    while m.ndim > 2:
+        m = m[0]
+    return m
+
+
+def mel_axis(ax, cfg=None, ticks=(250, 500, 1000, 2000, 4000, 8000)):
+    """Label the y axis of a log-mel image (bins on y) with the bin centre frequencies in Hz."""
+    cfg = _cfg(cfg)
+    f = cfg.mel_frequencies()
+    pos = [float(np.interp(t, f, np.arange(len(f)))) for t in ticks if f[0] <= t <= f[-1] * 1.001]
+    lab = [f"{t / 1000:g}k" if t >= 1000 else f"{t:g}" for t in ticks if f[0] <= t <= f[-1] * 1.001]
+    ax.set_yticks(pos)
+    ax.set_yticklabels(lab)
+    ax.set_ylabel("Hz")
+
+
+def _imshow_mel(ax, mel, cfg, sr, hop, vmin, vmax, title, cmap="magma"):
+    m = _mel2d(mel)
+    dur = m.shape[0] * hop / sr
+    im = ax.imshow(m.T, origin="lower", aspect="auto", extent=(0, dur, -0.5, m.shape[1] - 0.5), vmin=vmin,
+                   vmax=vmax, cmap=cmap, interpolation="nearest")
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("s")
+    mel_axis(ax, cfg)
+    return im
+
+
+def _welch_db(x, sr, nperseg=1024):
+    from scipy.signal import welch
+
+    x = _np(x).reshape(-1)
+    f, p = welch(x, fs=sr, nperseg=min(nperseg, len(x)))
+    return f, 10 * np.log10(p + 1e-20)
+
+
+def _band_energy_db(x, sr):
+    from .metrics import BANDS
+
+    f, p_db = _welch_db(x, sr)
+    p = 10 ** (p_db / 10)
+    out = []
+    for b in _BAND_ORDER:
+        lo, hi = BANDS[b]
+        m = (f >= lo) & ((f < hi) | (hi >= sr / 2))
+        out.append(10 * np.log10(p[m].sum() + 1e-20))
+    return np.array(out)
+
+
+def comparison_figure(waves, mels, sr: int = 16000, cfg=None, title: str = "", first_s: float = 1.0) -> Figure:
+    """The seed's 2×3 comparison figure.
+
+    Top row: waveforms of the first ``first_s`` seconds (overlaid), log-log Welch spectrum, band energy bars
+    (dB, per band of :data:`vaelib.metrics.BANDS`). Bottom row: three log-mel spectrograms on a shared colour
+    scale.
+
+    Parameters
+    ----------
+    waves : list of (str, array_like)
+        ``(label, waveform)`` pairs (1–3, e.g. original, VAE only, enhanced), same sample rate.
+    mels : list of (str, array_like)
+        Exactly three ``(label, log-mel (T, M))`` pairs for the bottom row.
+    sr : int
+    cfg : vaelib.audio.MelConfig, optional
+    title : str
+    first_s : float
+        Seconds shown in the waveform panel.
+    """
+    cfg = _cfg(cfg)
+    if len(mels) != 3:
+        raise ValueError(f"comparison_figure needs exactly 3 mels for the bottom row, got {len(mels)}")
+    fig = Figure(figsize=(15, 8))
+    fig.subplots_adjust(left=0.05, right=0.95, bottom=0.07, top=0.91, wspace=0.28, hspace=0.32)
+    axs = fig.subplots(2, 3)
+    n = int(first_s * sr)
+    for i, (label, w) in enumerate(waves):
+        w = _np(w).reshape(-1)[:n]
+        axs[0, 0].plot(np.arange(len(w)) / sr, w, lw=0.6, alpha=0.8, color=_COLORS[i % len(_COLORS)], label=label)
+        f, p = _welch_db(_np(waves[i][1]), sr)
+        axs[0, 1].semilogx(f[1:], p[1:], lw=0.9, color=_COLORS[i % len(_COLORS)], label=label)
+    axs[0, 0].set_title(f"waveform (first {first_s:g} s)", fontsize=9)
+    axs[0, 0].set_xlabel("s")
+    axs[0, 0].legend(fontsize=7, loc="upper right")
+    axs[0, 1].set_title("spectrum (Welch PSD, log-log)", fontsize=9)
+    axs[0, 1].set_xlabel("Hz")
+    axs[0, 1].set_ylabel("dB")
+    axs[0, 1].axvline(4000, color="grey", lw=0.6, ls=":")
+    axs[0, 1].legend(fontsize=7)
+    width = 0.8 / max(len(waves), 1)
+    x = np.arange(len(_BAND_ORDER))
+    for i, (label, w) in enumerate(waves):
+        axs[0, 2].bar(x + (i - (len(waves) - 1) / 2) * width, _band_energy_db(w, sr), width,
+                      color=_COLORS[i % len(_COLORS)], label=label)
+    axs[0, 2].set_xticks(x)
+    axs[0, 2].set_xticklabels([_BAND_TEXT[b] for b in _BAND_ORDER])
+    axs[0, 2].set_ylabel("band energy (dB)")
+    axs[0, 2].set_title("band energy", fontsize=9)
+    axs[0, 2].legend(fontsize=7, loc="lower left")
+    arrays = [_mel2d(m) for _, m in mels]
+    vmax = max(float(a.max()) for a in arrays)
+    vmin = max(min(float(a.min()) for a in arrays), vmax - 12.0)
+    for ax, (label, _), a in zip(axs[1], mels, arrays, strict=True):
+        im = _imshow_mel(ax, a, cfg, sr, cfg.hop_length, vmin, vmax, label)
+    fig.colorbar(im, ax=axs[1, 2], label="log-mel (ln)")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def mel_difference_figure(input_mel, decoded_mel, cfg=None, sr: int = 16000, title: str = "") -> Figure:
+    """Decoded-minus-input log-mel in dB (``20/ln 10 · (L_dec − L_in)``) and its mean over time per mel bin.
+
+    Blue: the decode has less energy than the input there; red: more. The colour range is symmetric at the
+    99th percentile of ``|difference|``.
+    """
+    cfg = _cfg(cfg)
+    a, b = _mel2d(input_mel), _mel2d(decoded_mel)
+    t = min(a.shape[0], b.shape[0])
+    d = (b[:t] - a[:t]) * _DB_PER_NEPER
+    lim = max(float(np.percentile(np.abs(d), 99)), 1e-3)
+    fig = Figure(figsize=(12, 3.6))
+    gs = fig.add_gridspec(1, 2, width_ratios=(5, 1), left=0.06, right=0.98, bottom=0.14, top=0.82, wspace=0.08)
+    ax = fig.add_subplot(gs[0])
+    im = _imshow_mel(ax, d, cfg, sr, cfg.hop_length, -lim, lim, "decoded − input log-mel (dB)", cmap="RdBu_r")
+    fig.colorbar(im, ax=ax, label="dB")
+    ax2 = fig.add_subplot(gs[1], sharey=ax)
+    ax2.plot(d.mean(axis=0), np.arange(d.shape[1]), color="k", lw=1)
+    ax2.axvline(0, color="grey", lw=0.6)
+    ax2.set_xlabel("mean dB")
+    ax2.set_title("per mel bin", fontsize=9)
+    ax2.tick_params(labelleft=False)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def band_error_figure(errors: dict, title: str = "per-band log-mel error") -> Figure:
+    """Grouped bars: mean ± std over clips of the log-mel error (dB) per band, one group per source.
+
+    Parameters
+    ----------
+    errors : dict
+        ``label -> DataFrame`` (or dict of arrays) with columns ``low``, ``mid``, ``high`` (one row per clip),
+        e.g. ``{"mel projection → vocoder": ..., "VAE round trip": ..., "VAE decode (no vocoder)": ...}``.
+    """
+    fig = Figure(figsize=(7.5, 3.8))
+    fig.subplots_adjust(left=0.1, right=0.97, bottom=0.1, top=0.9)
+    ax = fig.subplots()
+    x = np.arange(len(_BAND_ORDER))
+    width = 0.8 / max(len(errors), 1)
+    for i, (label, tab) in enumerate(errors.items()):
+        vals = np.array([np.asarray(tab[b], dtype=float) for b in _BAND_ORDER])  # (bands, clips)
+        mean = np.nanmean(vals, axis=1)
+        std = np.nanstd(vals, axis=1) if vals.shape[1] > 1 else np.zeros(len(_BAND_ORDER))
+        ax.bar(x + (i - (len(errors) - 1) / 2) * width, mean, width, yerr=std, capsize=3,
+               color=_COLORS[(i + 1) % len(_COLORS)], label=label)
+    ax.set_xticks(x)
+    ax.set_xticklabels([_BAND_TEXT[b] for b in _BAND_ORDER])
+    ax.set_ylabel("mean |Δ log-mel| (dB)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def render_figure(input_mel, vae_mel, enhanced_mel, waves=None, sr: int = 16000, cfg=None, title: str = "") -> Figure:
+    """The enhancement explorer's figure: enhanced log-mel, enhanced − VAE-only (dB), and the spectrum.
+
+    ``waves`` (optional) is a list of ``(label, waveform)`` for the spectrum panel; without it the panel shows
+    the mean log-mel level per bin of the three mels instead.
+    """
+    cfg = _cfg(cfg)
+    a, v, e = _mel2d(input_mel), _mel2d(vae_mel), _mel2d(enhanced_mel)
+    fig = Figure(figsize=(15, 3.8))
+    fig.subplots_adjust(left=0.05, right=0.97, bottom=0.14, top=0.84, wspace=0.3)
+    axs = fig.subplots(1, 3)
+    vmax = max(float(a.max()), float(e.max()))
+    _imshow_mel(axs[0], e, cfg, sr, cfg.hop_length, max(vmax - 12.0, float(e.min())), vmax, "enhanced decode (log-mel)")
+    d = (e - v) * _DB_PER_NEPER
+    lim = max(float(np.percentile(np.abs(d), 99)), 1e-3)
+    im = _imshow_mel(axs[1], d, cfg, sr, cfg.hop_length, -lim, lim, "enhanced − VAE only (dB)", cmap="RdBu_r")
+    fig.colorbar(im, ax=axs[1], label="dB")
+    if waves:
+        for i, (label, w) in enumerate(waves):
+            f, p = _welch_db(w, sr)
+            axs[2].semilogx(f[1:], p[1:], lw=0.9, color=_COLORS[i % len(_COLORS)], label=label)
+        axs[2].set_xlabel("Hz")
+        axs[2].set_ylabel("dB")
+        axs[2].set_title("spectrum (Welch PSD)", fontsize=9)
+    else:
+        f = cfg.mel_frequencies()
+        for i, (label, m) in enumerate((("input", a), ("VAE only", v), ("enhanced", e))):
+            axs[2].semilogx(f, m.mean(axis=0) * _DB_PER_NEPER, color=_COLORS[i], label=label)
+        axs[2].set_xlabel("Hz")
+        axs[2].set_ylabel("mean log-mel (dB)")
+        axs[2].set_title("mean level per mel bin", fontsize=9)
+    axs[2].axvline(4000, color="grey", lw=0.6, ls=":")
+    axs[2].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def sweep_figure(agg, metric: str = "mel_lsd_hf", ratio: str = "mel_ber_high") -> Figure:
+    """One panel per method: ``metric`` (left axis) and ``ratio`` (right axis) against the swept value.
+
+    ``agg`` is :func:`vaelib.analysis.aggregate_sweep`'s table; the plain VAE (``method == "none"``) is drawn as
+    dashed horizontal lines.
+    """
+    methods = [m for m in dict.fromkeys(agg["method"]) if m != "none"]
+    base = agg[agg["method"] == "none"]
+    fig = Figure(figsize=(3.8 * max(len(methods), 1), 3.4))
+    fig.subplots_adjust(left=0.07, right=0.93, bottom=0.16, top=0.9, wspace=0.65)
+    axs = np.atleast_1d(fig.subplots(1, max(len(methods), 1)))
+    for ax, m in zip(axs, methods, strict=False):
+        g = agg[agg["method"] == m].sort_values("value")
+        ax.plot(g["value"], g[metric], "o-", color=_COLORS[1], label=metric)
+        ax2 = ax.twinx()
+        ax2.plot(g["value"], g[ratio], "s--", color=_COLORS[2], label=ratio)
+        if len(base):
+            ax.axhline(float(base[metric].iloc[0]), color=_COLORS[1], ls=":", lw=1)
+            ax2.axhline(float(base[ratio].iloc[0]), color=_COLORS[2], ls=":", lw=1)
+        r = np.concatenate([g[ratio].to_numpy(dtype=float), base[ratio].to_numpy(dtype=float)])
+        r = r[np.isfinite(r)]
+        if r.size and r.min() > 0 and r.max() / r.min() > 20:
+            ax2.set_yscale("log")
+        ax.set_xlabel(str(g["param"].iloc[0]))
+        ax.set_ylabel(metric, color=_COLORS[1])
+        ax2.set_ylabel(ratio, color=_COLORS[2])
+        ax.set_title(m, fontsize=10)
+    return fig
+
+
+def pareto_figure(agg, front=None, x: str = "mel_ber_high", y: str = "mel_lsd_hf") -> Figure:
+    """Pareto plot: high-band energy ratio (log x) against ``y``, one colour per method, front connected.
+
+    ``front`` is a boolean mask (:func:`vaelib.analysis.pareto_front`); the ideal is ``x = 1`` (dotted) and low
+    ``y``.
+    """
+    fig = Figure(figsize=(7.5, 5))
+    fig.subplots_adjust(left=0.1, right=0.97, bottom=0.11, top=0.93)
+    ax = fig.subplots()
+    for i, m in enumerate(dict.fromkeys(agg["method"])):
+        g = agg[agg["method"] == m]
+        marker = "*" if m == "none" else "o"
+        ax.scatter(g[x], g[y], s=120 if m == "none" else 40, marker=marker, color=_COLORS[i % len(_COLORS)],
+                   label="VAE only" if m == "none" else m, zorder=3)
+        for _, r in g.iterrows():
+            if m != "none":
+                ax.annotate(f"{r['value']:g}", (r[x], r[y]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    if front is not None and np.any(front):
+        f = agg[np.asarray(front)].sort_values(x)
+        ax.plot(f[x], f[y], "-", color="grey", lw=1, zorder=2, label="Pareto front")
+    vals = agg[x].to_numpy(dtype=float)
+    vals = vals[np.isfinite(vals)]
+    if vals.size and np.all(vals > 0):
+        ax.set_xscale("log")
+    if vals.size and vals.min() / 2 <= 1.0 <= vals.max() * 2:
+        ax.axvline(1.0, color="k", ls=":", lw=0.8, label="input's energy")
+    elif vals.size:
+        ax.text(0.01, 0.01, f"ideal x = 1 is off the axis (range {vals.min():.3g}–{vals.max():.3g})",
+                transform=ax.transAxes, fontsize=8, color="grey")
+    ax.set_xlabel(f"{x} (enhanced / input energy, 1 = ideal)")
+    ax.set_ylabel(f"{y} (lower is better)")
+    ax.set_title("high-band energy vs. high-band distance (mean over clips)", fontsize=10)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def per_clip_heatmap(table, title: str = "change vs. VAE only", cmap: str = "RdBu_r") -> Figure:
+    """Heatmap of a clips × settings table of changes (negative = better for a distance), values annotated."""
+    vals = np.asarray(table.to_numpy(dtype=float))
+    fig = Figure(figsize=(3.5 + 1.3 * vals.shape[1], 1.6 + 0.4 * vals.shape[0]), layout="constrained")
+    ax = fig.subplots()
+    finite = vals[np.isfinite(vals)]
+    lim = max(float(np.abs(finite).max()) if finite.size else 1.0, 1e-6)
+    im = ax.imshow(vals, cmap=cmap, vmin=-lim, vmax=lim, aspect="auto")
+    ax.set_xticks(range(vals.shape[1]))
+    ax.set_xticklabels([str(c) for c in table.columns], rotation=20, ha="right", fontsize=8)
+    ax.set_yticks(range(vals.shape[0]))
+    ax.set_yticklabels([str(i) for i in table.index], fontsize=8)
+    for (i, j), v in np.ndenumerate(vals):
+        if np.isfinite(v):
+            ax.text(j, i, f"{v:+.2f}", ha="center", va="center", fontsize=7)
+    fig.colorbar(im, ax=ax)
+    ax.set_title(title, fontsize=10)
+    return fig

@@ -1,0 +1,333 @@
+"""The latent-enhancement explorer: a pure :func:`render` function and the ipywidgets that drive it.
+
+``render(state, ctx) -> RenderResult`` decodes one clip's latent with the chosen enhancer and returns the figure,
+a metrics table and the audio players' HTML. It has no side effects, so the notebook renders the same thing
+headless (``interactive=False``: ``render`` once, display the result statically) and interactively
+(:func:`build_widgets`: a method dropdown, a gain slider and the controls each method needs, re-rendering into an
+``Output`` on every change). Tests drive the widgets by setting ``.value`` — no browser needed.
+
+Audio players use ``IPython.display.Audio(..., normalize=False)`` with the data clipped to [-1, 1], so a gain
+change stays audible (``normalize=True`` would peak-normalise it away).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+
+import ipywidgets as W
+import numpy as np
+import pandas as pd
+import torch
+
+from . import enhance as _enhance
+from . import metrics as _metrics
+
+__all__ = ["RenderState", "RenderContext", "RenderResult", "render", "audio_html", "display_outputs",
+           "build_widgets", "EnhanceExplorer"]
+
+#: Columns of the metrics table: (label, source, key). source "wave" = :func:`vaelib.analysis.quick_score` (the
+#: definitions of :func:`vaelib.metrics.score`), "mel" = :func:`vaelib.metrics.score_mel`.
+METRIC_COLUMNS = (
+    ("mel LSD-HF", "mel", "mel_lsd_hf"),
+    ("mel L1", "mel", "mel_l1"),
+    ("mel energy 4-8k", "mel", "mel_ber_high"),
+    ("LSD-HF", "wave", "lsd_hf"),
+    ("LSD", "wave", "lsd"),
+    ("energy 4-8k", "wave", "ber_high"),
+    ("HF flatness", "wave", "hf_flatness"),
+    ("added-HF flatness", "wave", "added_hf_flatness"),
+    ("SNR dB (seed)", "wave", "snr_db"),
+    ("corr (seed)", "wave", "correlation"),
+    ("ret >4k (seed)", "wave", "seed_ret_high"),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class RenderState:
+    """What the explorer shows: enhancer ``method`` and its controls, the ``clip`` index and the noise ``seed``.
+
+    ``gain`` is used by frequency and hybrid, ``level`` by noise and hybrid, ``factor`` by contrast and hybrid
+    (see :func:`vaelib.analysis.enhancer_params`).
+    """
+
+    method: str = "frequency"
+    gain: float = 1.5
+    level: float = 0.1
+    factor: float = 1.3
+    clip: int = 0
+    seed: int = 0
+
+    def params(self) -> dict:
+        """The validated parameters of :attr:`method` (one-line ``ValueError`` when out of range)."""
+        from .analysis import enhancer_params
+
+        return enhancer_params(self.method, self.gain, self.level, self.factor)
+
+
+@dataclasses.dataclass
+class RenderContext:
+    """Everything :func:`render` needs that does not change with the controls (computed once per clip).
+
+    Attributes
+    ----------
+    names : list of str
+        Clip names.
+    waves : list of numpy.ndarray
+        Normalised input waveforms (the metrics' reference).
+    input_mels : list of numpy.ndarray
+        Input log-mels ``(T, M)``.
+    latents : list of torch.Tensor
+        Scaled latents ``(1, C, T/4, M/4)``.
+    vae_mels, vae_waves : list
+        The plain round trip's decoded log-mel and vocoded waveform (``None`` without a vocoder).
+    vae : vaelib.models.LatentVAE
+    vocoder : callable or None
+        ``None`` renders mel-domain metrics only (no audio).
+    sr : int
+    """
+
+    names: list
+    waves: list
+    input_mels: list
+    latents: list
+    vae_mels: list
+    vae_waves: list
+    vae: object
+    vocoder: object = None
+    sr: int = 16000
+
+    @classmethod
+    def from_reconstructions(cls, recs: dict, vae, vocoder=None) -> RenderContext:
+        """Build from ``{name: vaelib.pipeline.Reconstruction}`` (e.g. :func:`vaelib.analysis.run_round_trips`)."""
+        if not recs:
+            raise ValueError("RenderContext needs at least one reconstruction")
+        recs = dict(recs)
+        first = next(iter(recs.values()))
+        return cls(names=list(recs), waves=[r.wave for r in recs.values()],
+                   input_mels=[r.input_mel for r in recs.values()], latents=[r.latent for r in recs.values()],
+                   vae_mels=[r["vae"].mel for r in recs.values()], vae_waves=[r["vae"].wave for r in recs.values()],
+                   vae=vae, vocoder=vocoder, sr=first.sr)
+
+
+@dataclasses.dataclass
+class RenderResult:
+    """Output of :func:`render`.
+
+    Attributes
+    ----------
+    state : RenderState
+    params : dict
+        The enhancer parameters used.
+    mel : numpy.ndarray
+        Enhanced decoded log-mel ``(T, M)``.
+    wave : numpy.ndarray or None
+        Enhanced vocoded waveform.
+    figure : matplotlib.figure.Figure
+    metrics : pandas.DataFrame
+        Rows ``VAE only`` and ``enhanced``; columns :data:`METRIC_COLUMNS`.
+    audio_html : str
+        Players for input / VAE only / enhanced (empty without a vocoder).
+    """
+
+    state: RenderState
+    params: dict
+    mel: np.ndarray
+    wave: np.ndarray | None
+    figure: object
+    metrics: pd.DataFrame
+    audio_html: str
+
+    @property
+    def title(self) -> str:
+        ps = ", ".join(f"{k}={v:g}" for k, v in self.params.items())
+        return f"{self.state.method}({ps})" if ps else self.state.method
+
+
+def audio_html(items, sr: int = 16000) -> str:
+    """HTML of labelled audio players side by side; ``items`` = ``[(label, waveform), ...]``.
+
+    Each waveform is embedded with ``IPython.display.Audio(..., normalize=False)`` (a data URI: ~430 KB per 10 s
+    at 16 kHz), so relative loudness is preserved. A waveform whose peak exceeds 1 (an enhancer can blow the
+    decoded energy up by orders of magnitude) is scaled down to peak 1 rather than clipped into full-scale noise,
+    and its label says by how many dB.
+    """
+    from IPython.display import Audio
+
+    cells = []
+    for label, w in items:
+        if w is None:
+            continue
+        if hasattr(w, "detach"):
+            w = w.detach().float().cpu().numpy()
+        data = np.asarray(w, dtype=np.float32).reshape(-1)
+        peak = float(np.max(np.abs(data))) if data.size else 0.0
+        if peak > 1.0:
+            data = data / peak
+            label = f"{label} (attenuated {20 * np.log10(peak):.0f} dB to avoid clipping)"
+        player = Audio(data, rate=sr, normalize=False)._repr_html_()
+        cells.append(f'<div style="display:inline-block;margin:0 12px 6px 0"><div style="font-size:12px">'
+                     f"{html.escape(str(label))}</div>{player}</div>")
+    return "<div>" + "".join(cells) + "</div>"
+
+
+def _metric_row(ref_wave, wave, ref_mel, mel, sr, cfg) -> dict:
+    from .analysis import quick_score
+
+    mel_scores = _metrics.score_mel(ref_mel, mel, cfg=cfg)
+    wave_scores = quick_score(ref_wave, wave, sr=sr) if wave is not None else {}
+    row = {}
+    for label, source, key in METRIC_COLUMNS:
+        src = mel_scores if source == "mel" else wave_scores
+        row[label] = src.get(key, np.nan)
+    return row
+
+
+def render(state: RenderState, ctx: RenderContext) -> RenderResult:
+    """Render one enhancer setting on one clip: decode, vocode, score and plot. Pure (no side effects).
+
+    Parameters
+    ----------
+    state : RenderState
+        Method, its controls, clip index and seed.
+    ctx : RenderContext
+        Precomputed clip data and models.
+
+    Returns
+    -------
+    RenderResult
+        Figure (:func:`vaelib.plots.render_figure`), metrics table (VAE only vs. enhanced, against the input),
+        audio players HTML (input / VAE only / enhanced, ``normalize=False``).
+    """
+    from .plots import render_figure
+
+    if not 0 <= state.clip < len(ctx.names):
+        raise ValueError(f"clip index {state.clip} out of range: {len(ctx.names)} clip(s) loaded "
+                         f"(0..{len(ctx.names) - 1})")
+    params = state.params()
+    i = state.clip
+    cfg = ctx.vae.mel_config
+    z = _enhance.apply(state.method, ctx.latents[i], params, seed=state.seed)
+    mel_t = ctx.vae.decode(z).float()
+    mel = mel_t[0, 0].cpu().numpy()
+    wave = None
+    if ctx.vocoder is not None:
+        with torch.inference_mode():
+            wave = ctx.vocoder(mel_t).detach().float().cpu().numpy()[0]
+    ref_wave, ref_mel = ctx.waves[i], ctx.input_mels[i]
+    vae_wave = ctx.vae_waves[i] if ctx.vocoder is not None else None
+    table = pd.DataFrame(
+        [_metric_row(ref_wave, vae_wave, ref_mel, ctx.vae_mels[i], ctx.sr, cfg),
+         _metric_row(ref_wave, wave, ref_mel, mel, ctx.sr, cfg)],
+        index=["VAE only", "enhanced"])
+    if wave is None:
+        table = table[[label for label, source, _ in METRIC_COLUMNS if source == "mel"]]
+    result = RenderResult(state=state, params=params, mel=mel, wave=wave, figure=None, metrics=table, audio_html="")
+    waves = [("input", ref_wave), ("VAE only", vae_wave), ("enhanced", wave)] if wave is not None else None
+    result.figure = render_figure(ref_mel, ctx.vae_mels[i], mel, waves=waves, sr=ctx.sr, cfg=cfg,
+                                  title=f"{ctx.names[i]} — {result.title}")
+    if wave is not None:
+        result.audio_html = audio_html(waves, ctx.sr)
+    return result
+
+
+def _display_data(data: dict) -> dict:
+    return {"output_type": "display_data", "data": data, "metadata": {}}
+
+
+def display_outputs(result: RenderResult | None, error: str | None = None, dpi: int = 72) -> tuple:
+    """A :class:`RenderResult` as Jupyter ``display_data`` outputs: figure (PNG), metrics table (HTML), players.
+
+    Used to fill the explorer's ``Output`` widget without capturing ``display()`` calls; ``error`` (a one-line
+    message) replaces everything when given.
+    """
+    import base64
+    import io
+
+    if error or result is None:
+        msg = html.escape(error or "nothing rendered")
+        return (_display_data({"text/html": f"<b>error:</b> {msg}", "text/plain": f"error: {error}"}),)
+    buf = io.BytesIO()
+    result.figure.savefig(buf, dpi=dpi, format="png")
+    out = [_display_data({"image/png": base64.b64encode(buf.getvalue()).decode("ascii"),
+                          "text/plain": f"<figure {result.title}>"}),
+           _display_data({"text/html": result.metrics.to_html(float_format=lambda v: f"{v:.4g}"),
+                          "text/plain": result.metrics.to_string()})]
+    if result.audio_html:
+        out.append(_display_data({"text/html": result.audio_html, "text/plain": "<audio players>"}))
+    return tuple(out)
+
+
+def _param_spec(name: str) -> _enhance.Param:
+    for e in _enhance.ENHANCERS.values():
+        for p in e.params:
+            if p.name == name:
+                return p
+    raise KeyError(name)
+
+
+def build_widgets(ctx: RenderContext, state: RenderState | None = None, show: bool = True):
+    """Build the explorer: method dropdown, gain / level / factor sliders, clip dropdown, seed, output area.
+
+    Every control change re-runs :func:`render` and shows its figure, metrics table and players in the
+    ``Output``; sliders a method does not use are hidden. Returns an :class:`EnhanceExplorer` (an
+    ``ipywidgets.VBox``) whose ``result`` attribute holds the last :class:`RenderResult`.
+
+    Parameters
+    ----------
+    ctx : RenderContext
+    state : RenderState, optional
+        Initial values (default :class:`RenderState()`).
+    show : bool
+        Display each render in the ``Output`` widget (tests may switch it off).
+    """
+    return EnhanceExplorer(ctx, state or RenderState(), show=show)
+
+
+class EnhanceExplorer(W.VBox):
+    """ipywidgets container of the explorer; ``.method``, ``.gain``, ``.level``, ``.factor``, ``.clip``,
+    ``.seed`` are the controls, ``.out`` the output area, ``.result`` the last :class:`RenderResult`."""
+
+    def __init__(self, ctx: RenderContext, state: RenderState, show: bool = True):
+        self.ctx, self.show, self.result, self.error = ctx, show, None, None
+        style = {"description_width": "70px"}
+        self.method = W.Dropdown(options=list(_enhance.ENHANCERS), value=state.method, description="method",
+                                 style=style)
+
+        def slider(name, value, step):
+            p = _param_spec(name)
+            return W.FloatSlider(value=value, min=p.lo, max=p.hi, step=step, description=name,
+                                 continuous_update=False, readout_format=".2f", style=style)
+
+        self.gain = slider("gain", state.gain, 0.05)
+        self.level = slider("level", state.level, 0.01)
+        self.factor = slider("factor", state.factor, 0.05)
+        self.clip = W.Dropdown(options=[(n, i) for i, n in enumerate(ctx.names)], value=state.clip,
+                               description="clip", style=style)
+        self.seed = W.BoundedIntText(value=state.seed, min=0, max=2**31 - 1, description="seed", style=style)
+        self.out = W.Output()
+        controls = [self.method, self.gain, self.level, self.factor, self.clip, self.seed]
+        super().__init__([W.HBox([self.method, self.clip, self.seed]),
+                          W.HBox([self.gain, self.level, self.factor]), self.out])
+        for c in controls:
+            c.observe(self._update, names="value")
+        self._update()
+
+    def state(self) -> RenderState:
+        """The :class:`RenderState` the controls currently describe."""
+        return RenderState(method=self.method.value, gain=float(self.gain.value), level=float(self.level.value),
+                           factor=float(self.factor.value), clip=int(self.clip.value), seed=int(self.seed.value))
+
+    def _update(self, change=None):
+        used = {p.name for p in _enhance.get(self.method.value).params}
+        for name in ("gain", "level", "factor"):
+            getattr(self, name).layout.display = None if name in used else "none"
+        try:
+            self.result, self.error = render(self.state(), self.ctx), None
+        except ValueError as exc:
+            self.error = " ".join(str(exc).split())
+        if self.show:
+            # Set the Output widget's outputs directly instead of capturing display() calls with `with self.out:`:
+            # capture routes messages by msg_id, which hangs papermill/nbclient after the cell finishes
+            # (nteract/papermill#723); a plain state update renders the same in Jupyter and headless.
+            self.out.outputs = display_outputs(self.result, self.error)
