@@ -142,3 +142,10 @@ def test_auto_resolution_env_variable(monkeypatch, tiny_snapshot, tmp_path):
     with pytest.raises(ModelLoadError, match="griffinlim"):
         resolve_models(str(vae_only), "hifigan")
     assert resolve_models(str(vae_only), "auto").vocoder == "griffinlim"
+
+
+def test_griffinlim_output_does_not_depend_on_batch_company(tone_wave):
+    gl = load_vocoder("griffinlim", device="cpu", n_iter=4)
+    mel = wav_to_mel(tone_wave)
+    other = wav_to_mel(np.random.default_rng(2).standard_normal(tone_wave.size).astype(np.float32) * 0.1)
+    torch.testing.assert_close(gl(torch.cat([other, mel]))[1], gl(mel)[0], atol=1e-5, rtol=1e-4)

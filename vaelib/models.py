@@ -442,7 +442,8 @@ class GriffinLim(torch.nn.Module):
         length = n_frames * cfg.hop_length
         mag = torch.clamp(self.inv_basis @ torch.exp(mel).transpose(1, 2), min=0.0)  # (B, F, T)
         gen = torch.Generator(device="cpu").manual_seed(self.seed)
-        phase = torch.rand(mag.shape, generator=gen).to(mag.device) * 2 * torch.pi
+        # one initial phase shared by every item: a clip's output does not depend on what else is in the batch
+        phase = torch.rand(mag.shape[1:], generator=gen).to(mag.device).expand_as(mag) * 2 * torch.pi
         angles = torch.polar(torch.ones_like(mag), phase)
         stft_kw = dict(n_fft=cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length, window=self.window,
                        center=True)
