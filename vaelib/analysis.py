@@ -84,7 +84,7 @@ __all__ = [
     "reuse_seed_scores",
 ]
 
-#: The seed report's headline numbers (``/work/shared/seed/000_78df48b8cc3b6e3c.txt``, "实验结果": step 1
+#: The seed report's headline numbers (the seed report ``seed/000_78df48b8cc3b6e3c.txt``, "实验结果": step 1
 #: "VAE-only重建质量" and the step 2 table "Latent增强结果"; definitions in REFERENCE §3). Step 1: SNR and
 #: correlation of the VAE-only reconstruction, band "retention" in percent. Step 2: change relative to
 #: VAE-only — SNR in dB, high band (>= 4 kHz) retention difference × 100 (percentage points), correlation.
@@ -278,25 +278,6 @@ def prepare_out_dir(out_dir: str, kind: str) -> Path:
 # ----------------------------------------------------------------------------------------------------------
 # loading
 # ----------------------------------------------------------------------------------------------------------
-LIST_SUFFIXES = (".lst", ".txt")
-
-
-def _expand_list_file(audio):
-    """A ``.lst``/``.txt`` file lists audio paths, one per line (relative to the list's folder; ``#`` comments)."""
-    if isinstance(audio, (str, os.PathLike)) and Path(audio).suffix.lower() in LIST_SUFFIXES and Path(audio).is_file():
-        base = Path(audio).expanduser().resolve().parent
-        items = []
-        for line in Path(audio).read_text(encoding="utf-8").splitlines():
-            line = line.strip()
-            if line and not line.startswith("#"):
-                p = Path(line).expanduser()
-                items.append(str(p if p.is_absolute() else base / p))
-        if not items:
-            raise ValueError(f"audio list {audio} names no files")
-        return items
-    return audio
-
-
 @dataclasses.dataclass
 class Clip:
     """One loaded input clip: a unique ``name`` (file stem), its ``path`` and mono float32 ``wave``."""
@@ -327,7 +308,7 @@ def load_clips(audio, duration_s: float | None = None, max_clips: int | None = N
     """
     from .audio import find_audio, load_audio
 
-    files = find_audio(_expand_list_file(audio))
+    files = find_audio(audio)  # handles files, folders, 'demo' and .lst lists
     clips, skipped, used = [], [], set()
     for path in files:
         if max_clips is not None and len(clips) >= max_clips:
