@@ -36,6 +36,7 @@ import torch
 
 from . import enhance as _enhance
 from . import metrics as _metrics
+from ._util import one_line as _one_line
 
 __all__ = [
     "SEED_CLAIMS",
@@ -125,10 +126,6 @@ CRITERIA: dict[str, tuple[str, str]] = {
 
 _VOCODER_WORDS = ("auto", "hifigan", "griffinlim")
 _SEED_PRESETS = ("seed_frequency", "seed_noise", "seed_contrast", "seed_hybrid")
-
-
-def _one_line(msg) -> str:
-    return " ".join(str(msg).split())
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -576,26 +573,7 @@ def quick_score(ref, est, sr: int = 16000, lsd: bool = True) -> dict:
     ``lsd``, ``lsd_lf``, ``lsd_hf`` (one STFT; omitted with ``lsd=False``), ``ber_low/mid/high``, ``hf_flatness``,
     ``hf_flatness_ref``, ``added_hf_flatness`` (one Welch PSD per signal).
     """
-    m = _metrics
-    sr = m._check_sr(sr)
-    o, r = m._pair(ref, est)
-    out = {"snr_db": m.snr_db(o, r), "correlation": m.correlation(o, r)}
-    out.update({f"seed_ret_{k}": v for k, v in m.band_retention_seed(o, r, sr=sr).items()})
-    if lsd:
-        n_fft, hop = m._lsd_defaults(sr, None, None)
-        t, e, freqs = m._lsd_spectra(o, r, sr, n_fft, hop, "constant")
-        out["lsd"] = m._lsd_from_spec(t, e, freqs, sr, None, 1e-12)
-        out["lsd_lf"] = m._lsd_from_spec(t, e, freqs, sr, (0.0, 4000.0), 1e-12)
-        out["lsd_hf"] = m._lsd_from_spec(t, e, freqs, sr, (4000.0, sr / 2 + 1), 1e-12)
-    f, po = m._welch(o, sr, 1024, "constant")
-    _, pr = m._welch(r, sr, 1024, "constant")
-    out.update({f"ber_{k}": v for k, v in m._ber_from_psd(f, po, pr, sr, m.BANDS).items()})
-    high = m.BANDS["high"]
-    mh = m._band_mask(f, *high, sr / 2, "Welch bins")
-    out["hf_flatness"] = m._flatness(pr[mh], 1e-12)
-    out["hf_flatness_ref"] = m._flatness(po[mh], 1e-12)
-    out["added_hf_flatness"] = m._added_flatness_from_psd(f, po, pr, sr, high, 1e-12)
-    return out
+    return _metrics.score(ref, est, sr=sr, lsd=lsd, extended=False)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ._util import one_line as _one_line
+
 __all__ = [
     "AUDIO_EXTENSIONS",
     "MelConfig",
@@ -121,10 +123,6 @@ class MelConfig:
         """Boolean mask of the mel bins whose centre frequency lies in ``[lo, hi)`` Hz."""
         f = self.mel_frequencies()
         return (f >= lo) & (f < hi)
-
-
-def _one_line(msg: str) -> str:
-    return " ".join(str(msg).split())
 
 
 def load_audio(path, sr: int = 16000, duration: float | None = None, min_samples: int = 1024) -> np.ndarray:

@@ -838,7 +838,7 @@ def mel_lsd(ref_logmel, est_logmel, band=None, cfg=None, eps: float = 1e-12) -> 
 # ----------------------------------------------------------------------------------------------------------
 # 4. one-call summaries
 # ----------------------------------------------------------------------------------------------------------
-def score(ref, est, sr: int = 16000, cfg=None) -> dict[str, float]:
+def score(ref, est, sr: int = 16000, cfg=None, lsd: bool = True, extended: bool = True) -> dict[str, float]:
     """All headline waveform metrics of one (original, reconstruction) pair, as one flat dict.
 
     Each STFT / PSD / log-mel is computed once and shared. Keys (stable; notebooks and reports use them):
@@ -862,6 +862,11 @@ def score(ref, est, sr: int = 16000, cfg=None) -> dict[str, float]:
         Sample rate in Hz; must equal ``cfg.sr``.
     cfg : vaelib.audio.MelConfig, optional
         Front end for the mel errors (AudioLDM2 16 kHz by default).
+    lsd : bool
+        Compute ``lsd``, ``lsd_lf``, ``lsd_hf`` (one STFT).
+    extended : bool
+        Compute ``si_sdr``, the ``mrstft*`` keys and the ``mel_err_db_*`` keys. ``extended=False`` keeps the
+        seed metrics, band energy ratios and flatness only (about 3× cheaper; used by the comparison tables).
 
     Returns
     -------
@@ -873,16 +878,20 @@ def score(ref, est, sr: int = 16000, cfg=None) -> dict[str, float]:
     sr = _check_sr(sr)
     cfg = _cfg_for(cfg, sr)
     o, r = _pair(ref, est)
-    out: dict[str, float] = {"snr_db": snr_db(o, r), "correlation": correlation(o, r), "si_sdr": si_sdr(o, r)}
+    out: dict[str, float] = {"snr_db": snr_db(o, r), "correlation": correlation(o, r)}
+    if extended:
+        out["si_sdr"] = si_sdr(o, r)
 
-    n_fft, hop = _lsd_defaults(sr, None, None)
-    t, e, freqs = _lsd_spectra(o, r, sr, n_fft, hop, "constant")
-    out["lsd"] = _lsd_from_spec(t, e, freqs, sr, None, 1e-12)
-    out["lsd_lf"] = _lsd_from_spec(t, e, freqs, sr, (0.0, 4000.0), 1e-12)
-    out["lsd_hf"] = _lsd_from_spec(t, e, freqs, sr, (4000.0, sr / 2 + 1), 1e-12)
+    if lsd:
+        n_fft, hop = _lsd_defaults(sr, None, None)
+        t, e, freqs = _lsd_spectra(o, r, sr, n_fft, hop, "constant")
+        out["lsd"] = _lsd_from_spec(t, e, freqs, sr, None, 1e-12)
+        out["lsd_lf"] = _lsd_from_spec(t, e, freqs, sr, (0.0, 4000.0), 1e-12)
+        out["lsd_hf"] = _lsd_from_spec(t, e, freqs, sr, (4000.0, sr / 2 + 1), 1e-12)
 
-    parts = mrstft(o, r, return_parts=True)
-    out.update(mrstft=parts["mrstft"], mrstft_sc=parts["sc"], mrstft_mag=parts["mag"])
+    if extended:
+        parts = mrstft(o, r, return_parts=True)
+        out.update(mrstft=parts["mrstft"], mrstft_sc=parts["sc"], mrstft_mag=parts["mag"])
 
     f, po = _welch(o, sr, 1024, "constant")
     _, pr = _welch(r, sr, 1024, "constant")
@@ -894,9 +903,10 @@ def score(ref, est, sr: int = 16000, cfg=None) -> dict[str, float]:
     out["hf_flatness_ref"] = _flatness(po[mh], 1e-12)
     out["added_hf_flatness"] = _added_flatness_from_psd(f, po, pr, sr, high, 1e-12)
 
-    mel_err = mel_band_error_db_logmel(wav_to_mel(o, cfg), wav_to_mel(r, cfg), cfg=cfg, bands=BANDS)
-    for name, v in mel_err.items():
-        out[f"mel_err_db_{name}"] = v
+    if extended:
+        mel_err = mel_band_error_db_logmel(wav_to_mel(o, cfg), wav_to_mel(r, cfg), cfg=cfg, bands=BANDS)
+        for name, v in mel_err.items():
+            out[f"mel_err_db_{name}"] = v
 
     for name, v in band_retention_seed(o, r, sr=sr).items():
         out[f"seed_ret_{name}"] = v

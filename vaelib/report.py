@@ -34,6 +34,8 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
+from ._util import one_line as _one_line
+
 __all__ = [
     "DEFAULT_NOTEBOOKS",
     "NotebookError",
@@ -104,13 +106,6 @@ class NotebookError(RuntimeError):
         where = f" at cell {cell}" if cell is not None else ""
         super().__init__(f"notebook {notebook} failed{where}: {ename}: {_one_line(evalue, 300)}"
                          f" (partial notebook kept: {partial})")
-
-
-def _one_line(text, limit: int | None = None) -> str:
-    line = " ".join(str(text).split())
-    if limit is not None and len(line) > limit:
-        line = line[: limit - 3] + "..."
-    return line
 
 
 # ----------------------------------------------------------------------------------------------- notebooks
