@@ -47,7 +47,7 @@ class TinyVAEConfig:
 class TrainConfig:
     """Training hyper-parameters (defaults: the run that produced the bundled weights)."""
 
-    steps: int = 1500
+    steps: int = 3000
     batch_size: int = 8
     crop_frames: int = 64
     lr: float = 2e-3
@@ -180,8 +180,12 @@ def evaluate(vae, files, vocoder=None, cfg: MelConfig | None = None) -> dict:
     """Score a :class:`vaelib.models.LatentVAE` on whole clips in the mel domain (and optionally vocoded).
 
     For each clip (normalised, padded): ``mel_l1`` of the VAE round trip and of :func:`naive_codec`, per-band
-    mel error in dB (:func:`vaelib.metrics.mel_band_error_db_logmel`), and with a vocoder the LSD of
+    mel error in dB (:func:`vaelib.metrics.mel_band_error_db_logmel`) of both, and with a vocoder the LSD of
     *VAE + vocoder* and *mel projection + vocoder* against the input (a listening proxy).
+
+    The naive codec treats every mel bin alike, so its per-band error measures how much fine structure the
+    front end puts in each band; ``mean["err_vs_naive_<band>"] = err_vae / err_naive`` is the share of that
+    error the VAE still makes (lower = the band is kept better).
     """
     from . import metrics
 
@@ -191,11 +195,15 @@ def evaluate(vae, files, vocoder=None, cfg: MelConfig | None = None) -> dict:
         x = pad_to_multiple(normalize(load_audio(path, sr=cfg.sr))[0], cfg)
         mel = wav_to_mel(x, cfg)
         dec = vae.decode(vae.encode(mel)).float().cpu()
+        naive = naive_codec(mel)
         row = {"clip": Path(path).stem, "mel_l1_vae": metrics.mel_l1(mel, dec),
-               "mel_l1_naive": metrics.mel_l1(mel, naive_codec(mel))}
+               "mel_l1_naive": metrics.mel_l1(mel, naive)}
         bands = {**metrics.BANDS, "below_4k": (0.0, 4000.0), "above_4k": (4000.0, cfg.sr / 2 + 1)}
         for band, v in metrics.mel_band_error_db_logmel(mel, dec, cfg=cfg, bands=bands).items():
             row[f"mel_err_db_{band}"] = v
+        naive_err = metrics.mel_band_error_db_logmel(mel, naive, cfg=cfg, bands=bands)
+        for band in ("below_4k", "above_4k"):
+            row[f"naive_err_db_{band}"] = naive_err[band]
         for band, v in metrics.mel_band_energy_ratio(mel, dec, cfg=cfg).items():
             row[f"mel_ber_{band}"] = v
         if vocoder is not None:
@@ -207,6 +215,8 @@ def evaluate(vae, files, vocoder=None, cfg: MelConfig | None = None) -> dict:
     mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
     mean["l1_reduction_vs_naive"] = 1.0 - mean["mel_l1_vae"] / mean["mel_l1_naive"]
     mean["hf_error_exceeds_lf"] = bool(mean["mel_err_db_above_4k"] > mean["mel_err_db_below_4k"])
+    for band in ("below_4k", "above_4k"):  # share of the band-agnostic baseline's error the VAE still makes
+        mean[f"err_vs_naive_{band}"] = mean[f"mel_err_db_{band}"] / mean[f"naive_err_db_{band}"]
     return {"per_clip": rows, "mean": mean}
 
 
