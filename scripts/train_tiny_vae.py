@@ -2,6 +2,7 @@
 
     python scripts/train_tiny_vae.py                  # writes vaelib/assets/tiny_vae/ (refuses to overwrite)
     python scripts/train_tiny_vae.py --out /tmp/tv --steps 200
+    python scripts/train_tiny_vae.py --out /tmp/tv --block-out-channels 32,32,64 --kl-weight 0.02
 
 Writes ``<out>/vae/{config.json,diffusion_pytorch_model.safetensors}``, ``<out>/training_log.csv``,
 ``<out>/training_curve.png`` and ``<out>/train_config.json``. Eval clips are never read here; score the result with
@@ -32,12 +33,20 @@ def main(argv=None) -> int:
     for f in dataclasses.fields(TrainConfig):
         ap.add_argument(f"--{f.name.replace('_', '-')}", type=type(getattr(defaults, f.name)),
                         default=getattr(defaults, f.name))
+    arch_defaults = TinyVAEConfig()
+    for f in dataclasses.fields(TinyVAEConfig):
+        value = getattr(arch_defaults, f.name)
+        if isinstance(value, tuple):
+            ap.add_argument(f"--{f.name.replace('_', '-')}", type=_int_tuple, default=value,
+                            help=f"comma-separated (default {','.join(map(str, value))})")
+        else:
+            ap.add_argument(f"--{f.name.replace('_', '-')}", type=type(value), default=value)
     args = ap.parse_args(argv)
     if (args.out / "vae").exists() and not args.force:
         print(f"error: {args.out / 'vae'} exists; pass --force to replace it or choose another --out", file=sys.stderr)
         return 2
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
-    arch = TinyVAEConfig()
+    arch = TinyVAEConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TinyVAEConfig)})
     files = find_audio("demo", demo_split="train")
     waves = [load_audio(p) for p in files]
     print(f"training on {len(files)} train clips ({sum(map(len, waves)) / 16000:.1f} s); {cfg}")
@@ -57,6 +66,13 @@ def main(argv=None) -> int:
     _plot(rows, args.out / "training_curve.png")
     print(f"done in {minutes:.1f} min: final L1 {rows[-1]['l1']:.4f}, scaling_factor {sf:.4f} → {args.out}")
     return 0
+
+
+def _int_tuple(text: str) -> tuple:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 16,32,64, got {text!r}") from None
 
 
 def _plot(rows, path):

@@ -1,0 +1,63 @@
+"""The training and evaluation scripts behind the bundled model, run end to end on a very small model."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+import vaelib
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tv")
+    argv = ["--out", str(out), "--steps", "3", "--batch-size", "2", "--crop-frames", "16", "--threads", "1",
+            "--log-every", "1", "--block-out-channels", "4,8,8", "--norm-num-groups", "4"]
+    assert _script("train_tiny_vae").main(argv) == 0
+    return out, argv
+
+
+def test_train_script_writes_a_loadable_model_in_the_hf_layout(trained):
+    out, _ = trained
+    assert sorted(p.name for p in (out / "vae").iterdir()) == ["config.json", "diffusion_pytorch_model.safetensors"]
+    meta = json.loads((out / "train_config.json").read_text())
+    assert meta["arch"]["block_out_channels"] == [4, 8, 8] and meta["train"]["steps"] == 3
+    assert (out / "training_curve.png").stat().st_size > 0
+    assert len((out / "training_log.csv").read_text().splitlines()) == 1 + 3
+    vae = vaelib.load_vae(str(out), device="cpu")  # the same from_pretrained path users run
+    assert vae.latent_channels == 8 and vae.scaling_factor == pytest.approx(meta["scaling_factor"])
+
+
+def test_train_script_refuses_to_overwrite_without_force(trained, capsys):
+    out, argv = trained
+    before = (out / "vae" / "diffusion_pytorch_model.safetensors").read_bytes()
+    assert _script("train_tiny_vae").main(argv) == 2
+    assert "--force" in capsys.readouterr().err
+    assert (out / "vae" / "diffusion_pytorch_model.safetensors").read_bytes() == before
+
+
+def test_train_script_rejects_a_malformed_channel_list(tmp_path):
+    with pytest.raises(SystemExit):
+        _script("train_tiny_vae").main(["--out", str(tmp_path), "--block-out-channels", "16,x"])
+
+
+def test_eval_script_scores_a_model_and_leaves_the_bundled_card_alone(trained, tmp_path):
+    out, _ = trained
+    dest = tmp_path / "eval.json"
+    assert _script("eval_tiny_vae").main(["--model", str(out), "--out", str(dest), "--threads", "1"]) == 0
+    res = json.loads(dest.read_text())
+    assert len(res["per_clip"]) == len(vaelib.find_audio("demo", demo_split="eval"))
+    for key in ("mel_l1_vae", "mel_l1_naive", "mel_err_db_below_4k", "mel_err_db_above_4k", "naive_err_db_above_4k",
+                "lsd_vae", "lsd_projection", "l1_reduction_vs_naive", "hf_error_exceeds_lf"):
+        assert key in res["mean"], key
+    assert not (out / "MODEL_CARD.md").exists()
