@@ -85,4 +85,21 @@ def test_bundled_weights_load_offline_in_hf_layout():
 def test_bundled_model_beats_naive_codec_on_one_eval_clip():
     vae = vaelib.load_vae("bundled", device="cpu")
     res = evaluate(vae, vaelib.find_audio("demo")[:1])
-    assert res["mean"]["mel_l1_vae"] < res["mean"]["mel_l1_naive"]
+    m = res["mean"]
+    assert m["mel_l1_vae"] < m["mel_l1_naive"]
+    for band in ("below_4k", "above_4k"):
+        assert m[f"err_vs_naive_{band}"] == pytest.approx(m[f"mel_err_db_{band}"] / m[f"naive_err_db_{band}"])
+
+
+@bundled
+def test_committed_eval_numbers_are_those_of_the_committed_weights():
+    """eval.json and the model card must not go stale when the weights change (rerun scripts/eval_tiny_vae.py)."""
+    saved = json.loads((bundled_model_dir() / "eval.json").read_text())
+    first = vaelib.find_audio("demo", demo_split="eval")[0]
+    row = evaluate(vaelib.load_vae("bundled", device="cpu"), [first])["per_clip"][0]
+    (ref,) = [r for r in saved["per_clip"] if r["clip"] == first.stem]
+    for key in ("mel_l1_vae", "mel_l1_naive", "mel_err_db_below_4k", "mel_err_db_above_4k"):
+        assert row[key] == pytest.approx(ref[key], rel=1e-3, abs=1e-4), key
+    card = (bundled_model_dir() / "MODEL_CARD.md").read_text()
+    m = saved["mean"]
+    assert f"**{m['mel_l1_vae']:.3f}**" in card and f"**{m['mel_err_db_above_4k']:.2f}**" in card
