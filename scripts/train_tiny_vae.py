@@ -26,27 +26,17 @@ def main(argv=None) -> int:
     from vaelib.audio import find_audio, load_audio
     from vaelib.train import CropSampler, TinyVAEConfig, TrainConfig, make_tiny_vae, set_scaling_factor, train
 
-    defaults = TrainConfig()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=bundled_model_dir())
     ap.add_argument("--force", action="store_true", help="replace an existing model in --out")
-    for f in dataclasses.fields(TrainConfig):
-        ap.add_argument(f"--{f.name.replace('_', '-')}", type=type(getattr(defaults, f.name)),
-                        default=getattr(defaults, f.name))
-    arch_defaults = TinyVAEConfig()
-    for f in dataclasses.fields(TinyVAEConfig):
-        value = getattr(arch_defaults, f.name)
-        if isinstance(value, tuple):
-            ap.add_argument(f"--{f.name.replace('_', '-')}", type=_int_tuple, default=value,
-                            help=f"comma-separated (default {','.join(map(str, value))})")
-        else:
-            ap.add_argument(f"--{f.name.replace('_', '-')}", type=type(value), default=value)
+    for cls in (TrainConfig, TinyVAEConfig):
+        _add_flags(ap, cls())
     args = ap.parse_args(argv)
     if (args.out / "vae").exists() and not args.force:
         print(f"error: {args.out / 'vae'} exists; pass --force to replace it or choose another --out", file=sys.stderr)
         return 2
-    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
-    arch = TinyVAEConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TinyVAEConfig)})
+    cfg, arch = (cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+                 for cls in (TrainConfig, TinyVAEConfig))
     files = find_audio("demo", demo_split="train")
     waves = [load_audio(p) for p in files]
     print(f"training on {len(files)} train clips ({sum(map(len, waves)) / 16000:.1f} s); {cfg}")
@@ -66,6 +56,17 @@ def main(argv=None) -> int:
     _plot(rows, args.out / "training_curve.png")
     print(f"done in {minutes:.1f} min: final L1 {rows[-1]['l1']:.4f}, scaling_factor {sf:.4f} → {args.out}")
     return 0
+
+
+def _add_flags(ap: argparse.ArgumentParser, defaults) -> None:
+    """One ``--field-name`` flag per field of the dataclass instance ``defaults`` (tuples as ``16,32,64``)."""
+    for f in dataclasses.fields(defaults):
+        value = getattr(defaults, f.name)
+        if isinstance(value, tuple):
+            ap.add_argument(f"--{f.name.replace('_', '-')}", type=_int_tuple, default=value,
+                            help=f"comma-separated (default {','.join(map(str, value))})")
+        else:
+            ap.add_argument(f"--{f.name.replace('_', '-')}", type=type(value), default=value)
 
 
 def _int_tuple(text: str) -> tuple:
