@@ -28,7 +28,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-__all__ = ["ENHANCERS", "PRESETS", "Param", "apply", "laplacian", "validate_params", "describe"]
+__all__ = ["ENHANCERS", "PRESETS", "Param", "apply", "laplacian", "validate_params", "describe", "enhancer_params"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,6 +170,19 @@ def validate_params(method: str, params: dict | None = None) -> dict:
             raise ValueError(f"{method}.{name}={value:g} is out of range; accepted: [{p.lo:g}, {p.hi:g}]")
         out[name] = value
     return out
+
+
+def enhancer_params(method: str, gain=None, level=None, factor=None, **others) -> dict:
+    """The validated parameter dict of ``method`` from flat keyword values (the notebooks' ``gain``/``level``/...).
+
+    Only the parameters ``method`` takes are used (frequency: gain; noise: level; contrast: factor; hybrid: all
+    three; none: nothing); ``None`` means the method's default. Raises a one-line ``ValueError`` for an unknown
+    method or an out-of-range value.
+    """
+    given = {"gain": gain, "level": level, "factor": factor, **others}
+    enh = get(method)
+    params = {p.name: given[p.name] for p in enh.params if given.get(p.name) is not None}
+    return validate_params(method, params)
 
 
 def apply(method: str, latent: torch.Tensor, params: dict | None = None, *, seed: int = 0, **kw) -> torch.Tensor:

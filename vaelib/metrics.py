@@ -35,6 +35,7 @@ import numpy as np
 
 __all__ = [
     "BANDS",
+    "HIGH_BAND_HZ",
     "snr_db",
     "correlation",
     "band_retention_seed",
@@ -55,18 +56,23 @@ __all__ = [
     "score_mel",
 ]
 
+#: The cut-off between the "low" and the "high" band, in Hz: LSD-LF / LSD-HF, ``*_high`` metrics, plots and
+#: restorer losses all split here. For the 16 kHz AudioLDM2 front end the high band is 4-8 kHz (nothing above
+#: 8 kHz exists anywhere in the chain; ``docs/reference.md`` §4).
+HIGH_BAND_HZ = 4000.0
+
 #: Frequency bands in Hz, ``[lo, hi)``; a band whose ``hi`` reaches Nyquist also includes the Nyquist bin.
 BANDS: dict[str, tuple[float, float]] = {
     "low": (0.0, 500.0),
-    "mid": (500.0, 4000.0),
-    "high": (4000.0, 8000.0),
+    "mid": (500.0, HIGH_BAND_HZ),
+    "high": (HIGH_BAND_HZ, 8000.0),
 }
 
 #: Default mrSTFT resolutions ``(n_fft, hop)`` (REFERENCE §4).
 MRSTFT_RESOLUTIONS = ((512, 128), (1024, 256), (2048, 512))
 
 #: The seed's band edges for :func:`band_retention_seed`: ``<500``, ``500–4000``, ``>=4000`` Hz.
-_SEED_EDGES = (500.0, 4000.0)
+_SEED_EDGES = (500.0, HIGH_BAND_HZ)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -406,7 +412,7 @@ def lsd(ref, est, sr: int = 16000, n_fft: int | None = None, hop: int | None = N
     return _lsd_from_spec(t, e, freqs, sr, band, eps)
 
 
-def lsd_lf(ref, est, sr: int = 16000, cutoff: float = 4000.0, **kwargs) -> float:
+def lsd_lf(ref, est, sr: int = 16000, cutoff: float = HIGH_BAND_HZ, **kwargs) -> float:
     """LSD over the bins below ``cutoff``: ``lsd(ref, est, sr, band=(0, cutoff), **kwargs)``.
 
     See :func:`lsd` for the formula and source (REFERENCE §4: LSD-LF with a 4 kHz cutoff at 16 kHz).
@@ -414,7 +420,7 @@ def lsd_lf(ref, est, sr: int = 16000, cutoff: float = 4000.0, **kwargs) -> float
     return lsd(ref, est, sr=sr, band=(0.0, cutoff), **kwargs)
 
 
-def lsd_hf(ref, est, sr: int = 16000, cutoff: float = 4000.0, **kwargs) -> float:
+def lsd_hf(ref, est, sr: int = 16000, cutoff: float = HIGH_BAND_HZ, **kwargs) -> float:
     """LSD over the bins from ``cutoff`` to Nyquist: ``lsd(ref, est, sr, band=(cutoff, sr/2 + 1), **kwargs)``.
 
     See :func:`lsd` for the formula and source (REFERENCE §4: LSD-HF with a 4 kHz cutoff at 16 kHz — the
@@ -541,7 +547,7 @@ def _flatness(p: np.ndarray, floor: float) -> float:
     return float(np.exp(np.mean(np.log(q))) / np.mean(q))
 
 
-def hf_flatness(x, sr: int = 16000, band=(4000.0, 8000.0), nperseg: int = 1024, floor: float = 1e-12,
+def hf_flatness(x, sr: int = 16000, band=(HIGH_BAND_HZ, 8000.0), nperseg: int = 1024, floor: float = 1e-12,
                 detrend="constant") -> float:
     """Spectral flatness (Wiener entropy) of the Welch PSD of ``x`` inside ``band``.
 
@@ -588,7 +594,7 @@ def _added_flatness_from_psd(f, p_ref, p_est, sr, band, floor) -> float:
     return _flatness(added, floor)
 
 
-def added_hf_flatness(ref, est, sr: int = 16000, band=(4000.0, 8000.0), nperseg: int = 1024,
+def added_hf_flatness(ref, est, sr: int = 16000, band=(HIGH_BAND_HZ, 8000.0), nperseg: int = 1024,
                       floor: float = 1e-12, detrend="constant") -> float:
     """Is "restored" high-band content or noise? Flatness of the PSD that ``est`` adds over ``ref``.
 
@@ -886,8 +892,8 @@ def score(ref, est, sr: int = 16000, cfg=None, lsd: bool = True, extended: bool 
         n_fft, hop = _lsd_defaults(sr, None, None)
         t, e, freqs = _lsd_spectra(o, r, sr, n_fft, hop, "constant")
         out["lsd"] = _lsd_from_spec(t, e, freqs, sr, None, 1e-12)
-        out["lsd_lf"] = _lsd_from_spec(t, e, freqs, sr, (0.0, 4000.0), 1e-12)
-        out["lsd_hf"] = _lsd_from_spec(t, e, freqs, sr, (4000.0, sr / 2 + 1), 1e-12)
+        out["lsd_lf"] = _lsd_from_spec(t, e, freqs, sr, (0.0, HIGH_BAND_HZ), 1e-12)
+        out["lsd_hf"] = _lsd_from_spec(t, e, freqs, sr, (HIGH_BAND_HZ, sr / 2 + 1), 1e-12)
 
     if extended:
         parts = mrstft(o, r, return_parts=True)
@@ -938,8 +944,8 @@ def score_mel(ref_logmel, est_logmel, cfg=None) -> dict[str, float]:
     out = {
         "mel_l1": mel_l1(a, b),
         "mel_lsd": mel_lsd(a, b),
-        "mel_lsd_lf": mel_lsd(a, b, band=(0.0, 4000.0), cfg=cfg),
-        "mel_lsd_hf": mel_lsd(a, b, band=(4000.0, cfg.sr / 2 + 1), cfg=cfg),
+        "mel_lsd_lf": mel_lsd(a, b, band=(0.0, HIGH_BAND_HZ), cfg=cfg),
+        "mel_lsd_hf": mel_lsd(a, b, band=(HIGH_BAND_HZ, cfg.sr / 2 + 1), cfg=cfg),
     }
     for name, v in mel_band_energy_ratio(a, b, cfg=cfg).items():
         out[f"mel_ber_{name}"] = v

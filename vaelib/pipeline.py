@@ -21,7 +21,7 @@ import torch
 from . import enhance as _enhance
 from .audio import MelConfig, normalize, pad_to_multiple, wav_to_mel
 
-__all__ = ["Stage", "Reconstruction", "reconstruct", "parse_enhancers"]
+__all__ = ["Stage", "Reconstruction", "reconstruct", "parse_enhancers", "vocode"]
 
 
 @dataclasses.dataclass
@@ -104,6 +104,33 @@ def _to_wave_np(x) -> np.ndarray:
     return x
 
 
+def vocode(vocoder, mels) -> np.ndarray:
+    """Vocode a batch of log-mels in one call and return the waveforms as a numpy array ``(B, samples)``.
+
+    The one place vaelib batch-vocodes (pipeline, notebooks, sweeps, restorer evaluation, ``vaelib eval``).
+
+    Parameters
+    ----------
+    vocoder : callable
+        ``vocoder(mel) -> wave`` (:func:`vaelib.load_vocoder`: HiFi-GAN or Griffin-Lim), taking ``(B, 1, T, n_mels)``.
+    mels : sequence of array_like or torch.Tensor
+        Log-mels ``(T, n_mels)`` (or ``(1, T, n_mels)``) of equal length, or one tensor ``(B, 1, T, n_mels)``.
+        Griffin-Lim draws its random initial phase for the whole batch, so the batch composition is part of the
+        result.
+    """
+    if isinstance(mels, torch.Tensor) and mels.ndim == 4:
+        batch = mels
+    else:
+        items = [torch.as_tensor(np.ascontiguousarray(m)) if not isinstance(m, torch.Tensor) else m for m in mels]
+        if not items:
+            return np.zeros((0, 0), dtype=np.float32)
+        items = [m if m.ndim == 3 else m[None] for m in items]
+        batch = torch.stack([m.detach().float().cpu() for m in items])
+    with torch.inference_mode():  # the vocoders move the batch to their own device
+        out = vocoder(batch.float())
+    return out.detach().float().cpu().numpy()
+
+
 def reconstruct(wave, vae, vocoder=None, enhancers=None, *, cfg: MelConfig | None = None, seed: int = 0,
                 normalise: bool = True, vocode: bool = True) -> Reconstruction:
     """Run the round trip once and return every stage.
@@ -143,9 +170,8 @@ def reconstruct(wave, vae, vocoder=None, enhancers=None, *, cfg: MelConfig | Non
     if vocode:
         if vocoder is None:
             raise ValueError("vocode=True needs a vocoder (vaelib.load_vocoder('auto'))")
-        batch = torch.stack([m.float() for m in mels.values()])
-        out = vocoder(batch)
-        waves = {n: out[i].detach().float().cpu().numpy() for i, n in enumerate(mels)}
+        out = vocode(vocoder, torch.stack([m.float() for m in mels.values()]))
+        waves = {n: out[i] for i, n in enumerate(mels)}
     stages = {"input": Stage("input", mel[0, 0].float().cpu().numpy(), x)}
     for n, m in mels.items():
         params = {"method": specs[n][0], **specs[n][1]} if n in specs else {}

@@ -1,0 +1,64 @@
+"""Make text from the outside world inert before it meets Markdown or HTML.
+
+Reports are shared by mail and on web servers, so anything derived from input — file names and paths, folder
+names, ``.lst`` entries, parameter values, categories, model ids, error messages — must be shown as text, never
+interpreted as markup. One helper per target, used everywhere:
+
+* :func:`html_text` — for HTML element content and attribute values (``& < > " '`` escaped);
+* :func:`md_text` — for Markdown that a notebook renders (``display(Markdown(...))``, nbconvert HTML): HTML-escaped
+  *and* with Markdown syntax neutralised, so ``[a](javascript:alert(1))`` or ``*x*`` stay literal text;
+* :func:`md_code` — an inline code span (``\\`name\\```) whose content cannot break out of the span;
+* :data:`CSP` / :func:`csp_meta` — the Content-Security-Policy every exported page carries (defence in depth):
+  inline styles, ``data:`` images and media allowed; no script at all, no remote loads, no ``javascript:`` URLs.
+
+See ``docs/security.md`` for the threat model and the tests that guard it.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+__all__ = ["CSP", "csp_meta", "html_text", "md_code", "md_text"]
+
+#: Content-Security-Policy of every HTML page vaelib writes. ``script-src 'none'`` forbids inline and remote
+#: script (and with it ``on*`` handlers and ``javascript:`` URLs); images and audio may only be ``data:`` URIs
+#: embedded in the page; styles may be inline (nbconvert's template and the index use ``<style>``).
+CSP = ("default-src 'none'; script-src 'none'; object-src 'none'; base-uri 'none'; form-action 'none'; "
+       "frame-src 'none'; style-src 'unsafe-inline'; img-src data:; media-src data:; font-src data:")
+
+# Characters with a meaning in CommonMark / GFM inline syntax (emphasis, links, code, autolinks, tables,
+# headings, lists, HTML entities). Each is replaced by its numeric HTML entity, which Markdown renders as the
+# literal character and never as syntax.
+_MD_SPECIAL = re.compile(r"[\\`*_{}\[\]()#+\-.!|~:]")
+
+
+def csp_meta() -> str:
+    """The ``<meta http-equiv="Content-Security-Policy">`` element of :data:`CSP`."""
+    return f'<meta http-equiv="Content-Security-Policy" content="{html.escape(CSP, quote=True)}">'
+
+
+def html_text(value) -> str:
+    """``str(value)`` escaped for HTML text and quoted attribute values (``& < > " '``)."""
+    return html.escape(str(value), quote=True)
+
+
+def md_text(value) -> str:
+    """``str(value)`` made literal inside Markdown: HTML-escaped, Markdown punctuation as entities, one line.
+
+    Newlines and other whitespace runs become single spaces (a newline in a file name must not start a new
+    Markdown block). The result renders as exactly the original characters, e.g. ``md_text("[a](javascript:x)")``
+    shows ``[a](javascript:x)`` as text with no link.
+    """
+    text = " ".join(str(value).split())
+    text = html.escape(text, quote=True)  # & < > " ' first, so the entities below are not double-escaped
+    return _MD_SPECIAL.sub(lambda m: f"&#{ord(m.group(0))};", text)
+
+
+def md_code(value) -> str:
+    """``str(value)`` as an inline Markdown code span that renders literally.
+
+    A code span cannot hold entities, so instead of a backtick span this emits ``<code>`` with escaped content —
+    rendered by every Markdown engine that nbconvert and JupyterLab use, and just as inert.
+    """
+    return f"<code>{md_text(value)}</code>"
