@@ -143,7 +143,8 @@ def _info() -> int:
     except ModelLoadError as exc:
         print(f"model: cannot resolve 'auto': {exc}")
     folder = notebooks_dir()
-    print(f"notebooks: {folder}" + ("" if folder.is_dir() else " (missing: not a repository checkout)"))
+    where = "shipped with the package" if (folder.parent / "__init__.py").is_file() else "source checkout"
+    print(f"notebooks: {folder} ({where})" if folder.is_dir() else f"notebooks: {folder} (missing: reinstall vaelib)")
     return 0
 
 

@@ -112,10 +112,20 @@ class NotebookError(RuntimeError):
 
 
 def notebooks_dir() -> Path:
-    """The repository's ``notebooks/`` folder, located next to the (editable-installed) ``vaelib`` package."""
+    """Folder of the report notebooks.
+
+    In a source checkout (``vaelib/`` beside ``pyproject.toml`` and ``notebooks/``, e.g. ``pip install -e .``) this
+    is the repository's ``notebooks/``, the source of truth, so edits take effect without a sync. Installed from a
+    wheel or with ``pip install .`` it is the copy shipped inside the package, ``vaelib/notebooks/`` (byte-identical
+    to the sources: ``scripts/sync_notebooks.py``, guarded by ``tests/test_packaging.py``).
+    """
     import vaelib
 
-    return Path(vaelib.__file__).resolve().parents[1] / "notebooks"
+    package = Path(vaelib.__file__).resolve().parent
+    checkout = package.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "notebooks").is_dir():
+        return checkout / "notebooks"
+    return package / "notebooks"
 
 
 def default_notebooks() -> list[Path]:
@@ -124,14 +134,14 @@ def default_notebooks() -> list[Path]:
     Raises
     ------
     ReportError
-        When the folder or a notebook is missing (e.g. vaelib installed from a wheel, without the repository).
+        When the folder or a notebook is missing (a broken install: the wheel ships them as package data).
     """
     folder = notebooks_dir()
     missing = [name for name in DEFAULT_NOTEBOOKS if not (folder / name).is_file()]
     if missing:
         raise ReportError(
-            f"report notebooks not found: {', '.join(missing)} missing in {folder}; run from a checkout of the "
-            "vaelib repository installed with `pip install -e .`, or pass the notebooks explicitly (--notebooks)"
+            f"report notebooks not found: {', '.join(missing)} missing in {folder}; reinstall vaelib "
+            "(`pip install -c constraints.txt 'vaelib[report]'`) or pass the notebooks explicitly (--notebooks)"
         )
     return [folder / name for name in DEFAULT_NOTEBOOKS]
 
