@@ -131,6 +131,9 @@ def vocode(vocoder, mels) -> np.ndarray:
     return out.detach().float().cpu().numpy()
 
 
+_vocode_batch = vocode  # reconstruct's ``vocode`` flag shadows the function's name inside it
+
+
 def reconstruct(wave, vae, vocoder=None, enhancers=None, *, cfg: MelConfig | None = None, seed: int = 0,
                 normalise: bool = True, vocode: bool = True) -> Reconstruction:
     """Run the round trip once and return every stage.
@@ -170,7 +173,7 @@ def reconstruct(wave, vae, vocoder=None, enhancers=None, *, cfg: MelConfig | Non
     if vocode:
         if vocoder is None:
             raise ValueError("vocode=True needs a vocoder (vaelib.load_vocoder('auto'))")
-        out = vocode(vocoder, torch.stack([m.float() for m in mels.values()]))
+        out = _vocode_batch(vocoder, torch.stack([m.float() for m in mels.values()]))
         waves = {n: out[i] for i, n in enumerate(mels)}
     stages = {"input": Stage("input", mel[0, 0].float().cpu().numpy(), x)}
     for n, m in mels.items():
