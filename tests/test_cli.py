@@ -31,8 +31,8 @@ def ws(tmp_path, monkeypatch):
     (["--audio", "missing_dir"], "error: audio path not found"),
     (["--audio", "empty"], "error: no audio files"),
     (["--audio", "in/bad.wav"], "error: none of the 1 audio file(s)"),
-    (["-p", "gain=abc"], "error: parameter 'gain' expects float (got 'abc')"),
-    (["-p", "method=sharpen"], "error: unknown enhancement method 'sharpen'; accepted: none, frequency, noise"),
+    (["-p", "gain=abc"], "error: parameter gain must be a number >= 0 and <= 4, got 'abc'"),
+    (["-p", "method=sharpen"], "error: parameter method must be one of none, frequency, noise"),
     (["-p", "foo=1"], "error: unknown parameter 'foo'; accepted: audio, model, vocoder"),
     (["-p", "gain"], "error: -p expects name=value (got 'gain')"),
     (["-p", "out_dir=x"], "error: parameter 'out_dir' cannot be set"),
@@ -91,7 +91,7 @@ def test_failing_cell_exits_1_naming_notebook_and_cell(ws):
     env = {**os.environ, "TQDM_DISABLE": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "vaelib", "report", "--notebooks", nbs[1], nbs[2], "--out", "run", "-p", "fail=yes",
-         "-p", "level=2"],
+         "-p", "level=0.5"],
         cwd=root, capture_output=True, text=True, timeout=300, env=env,
     )
     assert proc.returncode == 1, proc.stderr

@@ -44,7 +44,7 @@ def test_identical_signals(noise):
     assert M.lsd_lf(x, x) == pytest.approx(0.0, abs=1e-9)
     assert M.lsd_hf(x, x) == pytest.approx(0.0, abs=1e-9)
     assert M.mrstft(x, x) == pytest.approx(0.0, abs=1e-12)
-    for ratios in (M.band_energy_ratio(x, x), M.band_retention_seed(x, x, sr=SR)):
+    for ratios in (M.band_energy_ratio(x, x), M.band_retention_claims(x, x, sr=SR)):
         assert set(ratios) == {"low", "mid", "high"}
         assert all(v == pytest.approx(1.0, rel=1e-12) for v in ratios.values())
     assert all(v == pytest.approx(0.0, abs=1e-12) for v in M.mel_band_error_db(x, x).values())
@@ -72,7 +72,7 @@ def test_half_gain(noise):
     assert all(v == pytest.approx(20 * math.log10(2), abs=1e-4) for v in mel_err.values())
     # LSD: every bin's power ratio is exactly 4 -> log10(4)
     assert M.lsd(noise, est) == pytest.approx(math.log10(4), rel=1e-6)
-    seed = M.band_retention_seed(noise, est, sr=SR)
+    seed = M.band_retention_claims(noise, est, sr=SR)
     assert all(v == pytest.approx(0.5, rel=1e-9) for v in seed.values())  # magnitudes, not energies
 
 
@@ -109,21 +109,21 @@ def test_correlation_of_constant_is_zero(noise):
 # ---------------------------------------------------------------------------------------------------------
 # seed retention
 # ---------------------------------------------------------------------------------------------------------
-def test_band_retention_seed_hand_case():
+def test_band_retention_claims_hand_case():
     n = 8192
     t = np.arange(3 * n) / SR
     # bins k*sr/n with n = 8192: 250 Hz = bin 128, 1000 Hz = bin 512, 6000 Hz = bin 3072 (periodic in n)
     low, mid, high = (np.cos(2 * np.pi * f * t) for f in (250.0, 1000.0, 6000.0))
     ref = 0.4 * low + 0.3 * mid + 0.2 * high
     est = 0.2 * low + 0.3 * mid  # low halved, high removed
-    ret = M.band_retention_seed(ref, est, sr=SR, n=n)
+    ret = M.band_retention_claims(ref, est, sr=SR, n=n)
     assert ret["low"] == pytest.approx(0.5, rel=1e-9)
     assert ret["mid"] == pytest.approx(1.0, rel=1e-9)
     assert ret["high"] == pytest.approx(0.0, abs=1e-9)
     # only the first n samples count: anything after them in est changes nothing
     junk = est.copy()
     junk[n:] += np.random.default_rng(0).standard_normal(junk.shape[0] - n)
-    assert M.band_retention_seed(ref, junk, sr=SR, n=n) == pytest.approx(ret, rel=1e-12, abs=1e-15)
+    assert M.band_retention_claims(ref, junk, sr=SR, n=n) == pytest.approx(ret, rel=1e-12, abs=1e-15)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -253,7 +253,7 @@ def test_waveform_mel_error_uses_the_logmel_version(noise, lowpassed):
 SCORE_KEYS = {
     "snr_db", "correlation", "si_sdr", "lsd", "lsd_lf", "lsd_hf", "mrstft", "mrstft_sc", "mrstft_mag",
     "ber_low", "ber_mid", "ber_high", "hf_flatness", "hf_flatness_ref", "added_hf_flatness",
-    "mel_err_db_low", "mel_err_db_mid", "mel_err_db_high", "seed_ret_low", "seed_ret_mid", "seed_ret_high",
+    "mel_err_db_low", "mel_err_db_mid", "mel_err_db_high", "claims_ret_low", "claims_ret_mid", "claims_ret_high",
 }
 SCORE_MEL_KEYS = {
     "mel_l1", "mel_lsd", "mel_lsd_lf", "mel_lsd_hf", "mel_ber_low", "mel_ber_mid", "mel_ber_high",
@@ -272,7 +272,7 @@ def test_score_matches_the_individual_functions(noise, lowpassed):
     assert s["ber_high"] == pytest.approx(M.band_energy_ratio(noise, lowpassed)["high"], rel=1e-12)
     assert s["hf_flatness"] == pytest.approx(M.hf_flatness(lowpassed), rel=1e-12)
     assert s["mel_err_db_mid"] == pytest.approx(M.mel_band_error_db(noise, lowpassed)["mid"], rel=1e-12)
-    assert s["seed_ret_low"] == pytest.approx(M.band_retention_seed(noise, lowpassed)["low"], rel=1e-12)
+    assert s["claims_ret_low"] == pytest.approx(M.band_retention_claims(noise, lowpassed)["low"], rel=1e-12)
 
 
 def test_score_mel(logmel):

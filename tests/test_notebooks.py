@@ -18,7 +18,8 @@ import soundfile as sf
 import torch
 
 import vaelib
-from vaelib import analysis, metrics
+import vaelib.params
+from vaelib import metrics, study
 from vaelib.models import load_vae, load_vocoder
 from vaelib.pipeline import reconstruct
 
@@ -87,7 +88,7 @@ EXPECTED = {
     "02_latent_enhance": ["original_a_tones.wav", "vae_only_a_tones.wav", "latent_enhanced_a_tones.wav",
                           "comparison_analysis_a_tones.png", "comparison_analysis_b_noise.png",
                           "latent_enhanced_b_noise.wav", "comparison_table.csv", "metrics.csv", "metrics.json"],
-    "03_analysis": ["sweep.csv", "sweep.png", "pareto.png", "per_clip.png", "seed_vs_measured.csv",
+    "03_analysis": ["sweep.csv", "sweep.png", "pareto.png", "per_clip.png", "claims_vs_measured.csv",
                     "vae_only_a_tones.wav", "best_a_tones.wav", "metrics.csv", "metrics.json"],
 }
 
@@ -106,7 +107,7 @@ def test_notebook_writes_seed_named_files_and_metrics_json(nbrun, nb):
 
 
 def _clips(nbrun):
-    clips, skipped = analysis.load_clips(str(nbrun["audio"]), DURATION)
+    clips, skipped = study.load_clips(str(nbrun["audio"]), DURATION)
     assert len(clips) == 2 and len(skipped) == 1
     return clips
 
@@ -155,7 +156,7 @@ def test_enhance_metrics_with_non_default_parameters_agree_with_direct_calls(nbr
         assert r["snr_db"] == pytest.approx(metrics.snr_db(rec.wave, w), abs=1e-5)
         assert r["correlation"] == pytest.approx(metrics.correlation(rec.wave, w), abs=1e-5)
         assert r["ber_high"] == pytest.approx(metrics.band_energy_ratio(rec.wave, w)["high"], abs=1e-5)
-        assert r["seed_ret_high"] == pytest.approx(metrics.band_retention_seed(rec.wave, w)["high"], abs=1e-5)
+        assert r["claims_ret_high"] == pytest.approx(metrics.band_retention_claims(rec.wave, w)["high"], abs=1e-5)
         assert r["dec_mel_lsd_hf"] == pytest.approx(metrics.score_mel(rec.input_mel, rec["configured"].mel)
                                                     ["mel_lsd_hf"], abs=1e-5)
         noisy = rows[(clip.name, "seed_noise")]  # the seed (3) reached the noise enhancer and Griffin-Lim
@@ -185,18 +186,12 @@ def test_analysis_metrics_agree_with_direct_calls(nbrun):
         assert rows[(clip.name, "noise level=0.1")]["mel_l1"] == pytest.approx(noisy["mel_l1"], abs=1e-5)
         base.append(plain["mel_lsd_hf"])
     assert doc["summary"]["vae_mel_lsd_hf"] == pytest.approx(np.mean(base), abs=1e-5)
-    claims = {r["claim"]: r for r in doc["seed_vs_measured"]}
+    claims = {r["claim"]: r for r in doc["claims_vs_measured"]}
     assert claims["frequency: Δ high band (pp)"]["seed"] == 94.9
 
 
-PARAMS = {
-    "01_baseline": {"audio": "str", "model": "str", "vocoder": "str", "duration_s": "float", "device": "str",
-                    "seed": "int", "out_dir": "str", "interactive": "bool", "max_clips": "int", "max_players": "int"},
-}
-PARAMS["02_latent_enhance"] = {**PARAMS["01_baseline"], "method": "str", "gain": "float", "level": "float",
-                               "factor": "float", "clip": "int"}
-PARAMS["03_analysis"] = {**PARAMS["01_baseline"], "sweep_frequency": "list", "sweep_noise": "list",
-                         "sweep_contrast": "list", "sweep_hybrid": "list", "batch_size": "int"}
+PARAMS = {stem: {name: spec.annotation for name, spec in vaelib.params.specs(kind).items()}
+          for kind, (stem, _) in vaelib.params.NOTEBOOKS.items()}
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS)
@@ -207,7 +202,7 @@ def test_parameters_cell_is_annotated_and_outputs_are_stripped(nb):
     assert all(v["help"] for v in info.values()), [k for k, v in info.items() if not v["help"]]
     assert info["audio"]["default"] == '"demo"' and info["interactive"]["default"] == "True"
     if nb == "03_analysis":  # the notebook's sweep defaults are vaelib's
-        for method, values in analysis.DEFAULT_SWEEPS.items():
+        for method, values in study.DEFAULT_SWEEPS.items():
             assert info[f"sweep_{method}"]["default"] == str(values)
     src = nbformat.read(path, as_version=4)
     tagged = [c for c in src.cells if "parameters" in c.metadata.get("tags", [])]

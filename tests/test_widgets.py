@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 from matplotlib.figure import Figure
 
-from vaelib import analysis, enhance
+from vaelib import enhance, study
 from vaelib.models import load_vae, load_vocoder
 from vaelib.widgets import RenderContext, RenderState, audio_html, build_widgets, display_outputs, render
 
@@ -20,9 +20,9 @@ def ctx(tiny_snapshot):
     voc = load_vocoder("griffinlim", device="cpu", n_iter=4)
     rng = np.random.default_rng(0)
     t = np.arange(int(0.64 * SR)) / SR
-    clips = [analysis.Clip("tone", None, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)),
-             analysis.Clip("noise", None, (0.1 * rng.standard_normal(t.size)).astype(np.float32))]
-    _, recs = analysis.run_round_trips(clips, vae, voc, show_progress=False)
+    clips = [study.Clip("tone", None, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)),
+             study.Clip("noise", None, (0.1 * rng.standard_normal(t.size)).astype(np.float32))]
+    _, recs = study.run_round_trips(clips, vae, voc, show_progress=False)
     return RenderContext.from_reconstructions(recs, vae, voc)
 
 
@@ -35,7 +35,7 @@ def test_render_is_pure_and_matches_direct_calls(ctx):
     direct = ctx.vae.decode(enhance.apply("frequency", ctx.latents[0], gain=2.0))[0, 0].numpy()
     np.testing.assert_allclose(a.mel, direct, atol=1e-5)
     assert list(a.metrics.index) == ["VAE only", "enhanced"]
-    q = analysis.quick_score(ctx.waves[0], a.wave)
+    q = study.quick_score(ctx.waves[0], a.wave)
     assert a.metrics.loc["enhanced", "LSD-HF"] == pytest.approx(q["lsd_hf"])
     assert a.metrics.loc["enhanced", "added-HF flatness"] == pytest.approx(q["added_hf_flatness"], nan_ok=True)
     assert a.audio_html.count("<audio") == 3

@@ -95,11 +95,11 @@ def _report(args) -> int:
     if args.list_params:
         try:
             nbs = report._resolve_notebooks(args.notebooks)
-            _, union = report.inspect_params(nbs)
+            per, _ = report.inspect_params(nbs)
         except report.ReportError as exc:
             _err(exc)
             return 2
-        print(report.format_params(union))
+        print(report.format_params(per))
         return 0
     timeout = report.DEFAULT_TIMEOUT if args.timeout is None else args.timeout
     if not timeout > 0:

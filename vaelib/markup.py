@@ -19,7 +19,7 @@ from __future__ import annotations
 import html
 import re
 
-__all__ = ["CSP", "csp_meta", "html_text", "md_code", "md_text"]
+__all__ = ["CSP", "csp_meta", "find_active_content", "html_text", "md_code", "md_text"]
 
 #: Content-Security-Policy of every HTML page vaelib writes. ``script-src 'none'`` forbids inline and remote
 #: script (and with it ``on*`` handlers and ``javascript:`` URLs); images and audio may only be ``data:`` URIs
@@ -62,3 +62,31 @@ def md_code(value) -> str:
     rendered by every Markdown engine that nbconvert and JupyterLab use, and just as inert.
     """
     return f"<code>{md_text(value)}</code>"
+
+
+def find_active_content(page: str) -> list[str]:
+    """What in an HTML page could run script: ``<script>`` elements, ``on*`` event-handler attributes,
+    ``javascript:`` URLs in ``href``/``src``/``action``/``formaction``, and ``<iframe>/<object>/<embed>`` elements.
+
+    Parsed with :class:`html.parser.HTMLParser` (as a browser tokenises tags), not matched as text, so escaped text
+    such as ``&lt;script&gt;`` is correctly ignored. Returns one short description per finding (empty: inert).
+    """
+    from html.parser import HTMLParser
+
+    found: list[str] = []
+
+    class _Scan(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            if tag in ("script", "iframe", "object", "embed"):
+                found.append(f"<{tag}> element")
+            for name, value in attrs:
+                if name.lower().startswith("on"):
+                    found.append(f"{name}= attribute on <{tag}>")
+                if name.lower() in ("href", "src", "action", "formaction", "xlink:href") and value and \
+                        "".join(value.split()).lower().startswith("javascript:"):
+                    found.append(f"javascript: URL in {name} of <{tag}>")
+
+        handle_startendtag = handle_starttag
+
+    _Scan(convert_charrefs=True).feed(page)
+    return found

@@ -2,7 +2,7 @@
 
 Two families live here:
 
-* **Seed metrics** (:func:`snr_db`, :func:`correlation`, :func:`band_retention_seed`) reproduce the previous
+* **Seed metrics** (:func:`snr_db`, :func:`correlation`, :func:`band_retention_claims`) reproduce the previous
   report's rules exactly. They are *phase-sensitive*: a vocoder re-creates phase, so a resynthesis that sounds
   identical can score ≈0 dB SNR and ≈0 correlation (REFERENCE §3). They are kept for continuity only.
 * **Magnitude metrics** the field uses (REFERENCE §4): log-spectral distance (:func:`lsd`, :func:`lsd_lf`,
@@ -38,7 +38,7 @@ __all__ = [
     "HIGH_BAND_HZ",
     "snr_db",
     "correlation",
-    "band_retention_seed",
+    "band_retention_claims",
     "band_energy_ratio",
     "lsd",
     "lsd_lf",
@@ -71,7 +71,7 @@ BANDS: dict[str, tuple[float, float]] = {
 #: Default mrSTFT resolutions ``(n_fft, hop)`` (REFERENCE §4).
 MRSTFT_RESOLUTIONS = ((512, 128), (1024, 256), (2048, 512))
 
-#: The seed's band edges for :func:`band_retention_seed`: ``<500``, ``500–4000``, ``>=4000`` Hz.
+#: The seed's band edges for :func:`band_retention_claims`: ``<500``, ``500–4000``, ``>=4000`` Hz.
 _SEED_EDGES = (500.0, HIGH_BAND_HZ)
 
 
@@ -214,7 +214,7 @@ def correlation(ref, est) -> float:
     return float(np.clip(np.dot(o, r) / den, -1.0, 1.0))
 
 
-def band_retention_seed(ref, est, sr: int = 16000, n: int = 8192) -> dict[str, float]:
+def band_retention_claims(ref, est, sr: int = 16000, n: int = 8192) -> dict[str, float]:
     """The seed report's band "retention" rule. Phase-sensitive; kept for continuity with the seed report.
 
     ::
@@ -294,7 +294,7 @@ def band_energy_ratio(ref, est, sr: int = 16000, bands=BANDS, nperseg: int = 102
     50 % overlap, ``detrend="constant"`` — scipy's default, which drops each segment's mean, i.e. DC offsets
     do not count) and ``b`` are the bins with ``lo <= f < hi`` (a band reaching Nyquist includes the Nyquist
     bin). Phase-blind and linear in power: ``est = g·ref`` gives ``g²`` in every band (white noise × 0.5 →
-    0.25). Replaces the seed's first-half-second magnitude "retention" (:func:`band_retention_seed`). It still
+    0.25). Replaces the seed's first-half-second magnitude "retention" (:func:`band_retention_claims`). It still
     counts added noise as energy: read it together with :func:`added_hf_flatness`.
 
     Parameters
@@ -849,8 +849,8 @@ def score(ref, est, sr: int = 16000, cfg=None, lsd: bool = True, extended: bool 
 
     Each STFT / PSD / log-mel is computed once and shared. Keys (stable; notebooks and reports use them):
 
-    * phase-sensitive (seed continuity): ``snr_db``, ``correlation``, ``seed_ret_low``, ``seed_ret_mid``,
-      ``seed_ret_high`` (:func:`snr_db`, :func:`correlation`, :func:`band_retention_seed`); ``si_sdr``
+    * phase-sensitive (seed continuity): ``snr_db``, ``correlation``, ``claims_ret_low``, ``claims_ret_mid``,
+      ``claims_ret_high`` (:func:`snr_db`, :func:`correlation`, :func:`band_retention_claims`); ``si_sdr``
       (:func:`si_sdr`, gain-invariant but phase-sensitive);
     * magnitude: ``lsd``, ``lsd_lf``, ``lsd_hf`` (:func:`lsd`, 4 kHz cutoff), ``mrstft``, ``mrstft_sc``,
       ``mrstft_mag`` (:func:`mrstft`);
@@ -914,8 +914,8 @@ def score(ref, est, sr: int = 16000, cfg=None, lsd: bool = True, extended: bool 
         for name, v in mel_err.items():
             out[f"mel_err_db_{name}"] = v
 
-    for name, v in band_retention_seed(o, r, sr=sr).items():
-        out[f"seed_ret_{name}"] = v
+    for name, v in band_retention_claims(o, r, sr=sr).items():
+        out[f"claims_ret_{name}"] = v
     return out
 
 

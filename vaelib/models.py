@@ -36,6 +36,10 @@ __all__ = [
     "load_vae",
     "load_vocoder",
     "hf_cache_dir",
+    "check_models",
+    "check_device",
+    "looks_like_repo_id",
+    "VOCODER_NAMES",
 ]
 
 log = logging.getLogger(__name__)
@@ -106,7 +110,8 @@ class ModelChoice:
         return f"model: {vae}; vocoder: {voc} — {self.reason}"
 
 
-def _looks_like_repo_id(source: str) -> bool:
+def looks_like_repo_id(source: str) -> bool:
+    """Whether ``source`` reads as a Hugging Face repo id (``owner/name``) rather than an existing path."""
     parts = source.split("/")
     return len(parts) == 2 and all(parts) and not source.startswith((".", "~", "/")) and not Path(source).exists()
 
@@ -131,7 +136,7 @@ def _vocoder_available(vae_source: str) -> bool:
     folder = Path(vae_source).expanduser()
     if folder.is_dir():
         return (folder / "vocoder" / "config.json").is_file()
-    if _looks_like_repo_id(vae_source):
+    if looks_like_repo_id(vae_source):
         return _cached_snapshot(vae_source, "vocoder") is not None or not _offline()
     return False
 
@@ -186,6 +191,47 @@ def _pick_device(device) -> torch.device:
     return dev
 
 
+def check_device(device) -> torch.device:
+    """The ``torch.device`` that ``device`` (``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``) means here.
+
+    Raises
+    ------
+    ModelLoadError
+        One line: unknown device, or CUDA requested where it is not available.
+    """
+    return _pick_device(device)
+
+
+def check_models(model: str = "auto", vocoder: str = "auto") -> ModelChoice:
+    """Resolve ``model``/``vocoder`` as the loaders will and check the sources exist, without loading weights.
+
+    Used by the report runner and ``vaelib eval`` to refuse a bad model before anything runs: a folder must hold
+    ``vae/`` (and ``vocoder/`` when HiFi-GAN is asked for) with safetensors weights; a repo id must be in the
+    Hugging Face cache when ``HF_HUB_OFFLINE=1``.
+
+    Raises
+    ------
+    ModelLoadError
+        One line saying what is wrong and how to fix it.
+    """
+    choice = resolve_models(model, vocoder)
+    for source, sub in ((choice.vae, "vae"), (choice.vocoder, "vocoder")):
+        if source == "griffinlim" or (choice.bundled and sub == "vae"):  # bundled: shipped with vaelib
+            continue
+        folder = Path(source).expanduser()
+        if folder.exists():
+            if not folder.is_dir():
+                raise ModelLoadError(f"{sub} source {folder} is a file; pass the folder that holds {sub}/")
+            _local_folder(folder, sub)
+        elif not looks_like_repo_id(source):
+            raise ModelLoadError(f"{sub} source {source!r} is neither an existing folder nor a Hugging Face "
+                                 "repo id like 'cvssp/audioldm2'")
+        elif _offline() and _cached_snapshot(source, sub) is None:
+            raise ModelLoadError(f"{source} ({sub}/) is not in the Hugging Face cache and HF_HUB_OFFLINE=1 "
+                                 "forbids downloading; pass a local snapshot folder")
+    return choice
+
+
 def _pick_dtype(dtype, device: torch.device) -> torch.dtype:
     if dtype is None:
         return torch.float32
@@ -232,7 +278,7 @@ def _from_pretrained(cls, source: str, subfolder: str, **kwargs):
         root, sub = _local_folder(folder, subfolder)
         kw = {"subfolder": sub} if sub else {}
         return cls.from_pretrained(str(root), use_safetensors=True, local_files_only=True, **kw, **kwargs)
-    if not _looks_like_repo_id(source):
+    if not looks_like_repo_id(source):
         raise ModelLoadError(
             f"model source {source!r} is neither an existing folder nor a Hugging Face repo id like 'cvssp/audioldm2'"
         )

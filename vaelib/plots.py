@@ -253,7 +253,7 @@ def render_figure(input_mel, vae_mel, enhanced_mel, waves=None, sr: int = 16000,
 def sweep_figure(agg, metric: str = "mel_lsd_hf", ratio: str = "mel_ber_high") -> Figure:
     """One panel per method: ``metric`` (left axis) and ``ratio`` (right axis) against the swept value.
 
-    ``agg`` is :func:`vaelib.analysis.aggregate_sweep`'s table; the plain VAE (``method == "none"``) is drawn as
+    ``agg`` is :func:`vaelib.study.aggregate_sweep`'s table; the plain VAE (``method == "none"``) is drawn as
     dashed horizontal lines.
     """
     methods = [m for m in dict.fromkeys(agg["method"]) if m != "none"]
@@ -283,20 +283,21 @@ def sweep_figure(agg, metric: str = "mel_lsd_hf", ratio: str = "mel_ber_high") -
 def pareto_figure(agg, front=None, x: str = "mel_ber_high", y: str = "mel_lsd_hf") -> Figure:
     """Pareto plot: high-band energy ratio (log x) against ``y``, one colour per method, front connected.
 
-    ``front`` is a boolean mask (:func:`vaelib.analysis.pareto_front`); the ideal is ``x = 1`` (dotted) and low
+    ``front`` is a boolean mask (:func:`vaelib.study.pareto_front`); the ideal is ``x = 1`` (dotted) and low
     ``y``.
     """
     fig = Figure(figsize=(7.5, 5))
     fig.subplots_adjust(left=0.1, right=0.97, bottom=0.11, top=0.93)
     ax = fig.subplots()
+    labels = []  # (x, y, text) of the swept settings, placed once the axes' scales are known
     for i, m in enumerate(dict.fromkeys(agg["method"])):
         g = agg[agg["method"] == m]
-        marker = "*" if m == "none" else "o"
-        ax.scatter(g[x], g[y], s=120 if m == "none" else 40, marker=marker, color=_COLORS[i % len(_COLORS)],
-                   label="VAE only" if m == "none" else m, zorder=3)
-        for _, r in g.iterrows():
-            if m != "none":
-                ax.annotate(f"{r['value']:g}", (r[x], r[y]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        if m == "none":  # on top of everything, with a white edge, so no label or marker hides it
+            ax.scatter(g[x], g[y], s=220, marker="*", color=_COLORS[i % len(_COLORS)], edgecolor="white",
+                       linewidth=1.0, label="VAE only", zorder=6)
+            continue
+        ax.scatter(g[x], g[y], s=40, marker="o", color=_COLORS[i % len(_COLORS)], label=m, zorder=3)
+        labels += [(float(r[x]), float(r[y]), f"{r['value']:g}") for _, r in g.iterrows()]
     if front is not None and np.any(front):
         f = agg[np.asarray(front)].sort_values(x)
         ax.plot(f[x], f[y], "-", color="grey", lw=1, zorder=2, label="Pareto front")
@@ -309,11 +310,39 @@ def pareto_figure(agg, front=None, x: str = "mel_ber_high", y: str = "mel_lsd_hf
     elif vals.size:
         ax.text(0.01, 0.01, f"ideal x = 1 is off the axis (range {vals.min():.3g}–{vals.max():.3g})",
                 transform=ax.transAxes, fontsize=8, color="grey")
+    _place_labels(ax, labels, avoid=[(float(a), float(b)) for a, b in agg.loc[agg["method"] == "none", [x, y]]
+                                      .to_numpy(dtype=float)])
     ax.set_xlabel(f"{x} (enhanced / input energy, 1 = ideal)")
     ax.set_ylabel(f"{y} (lower is better)")
     ax.set_title("high-band energy vs. high-band distance (mean over clips)", fontsize=10)
     ax.legend(fontsize=8)
     return fig
+
+
+def _place_labels(ax, labels, avoid=(), fontsize: int = 7, min_px: float = 11.0) -> None:
+    """Annotate points with short texts, each at the candidate offset farthest from the labels and markers placed
+    before it (a greedy label repel: swept values near x = 1 sit close together and used to overlap)."""
+    if not labels:
+        return
+    ax.autoscale_view()
+    to_px = ax.transData.transform
+    log_x = ax.get_xscale() == "log"
+    finite = [(a, b, t) for a, b, t in labels if np.isfinite(a) and np.isfinite(b) and (a > 0 or not log_x)]
+    taken = [to_px((a, b)) for a, b in avoid if np.isfinite(a) and np.isfinite(b)]
+    taken += [to_px((a, b)) for a, b, _ in finite]  # the markers themselves
+    offsets = [(4, 4), (4, -11), (-14, 4), (-14, -11), (6, 13), (-18, 13), (6, -20), (-18, -20)]
+    for a, b, text in sorted(finite, key=lambda r: (r[0], r[1])):
+        px = to_px((a, b))
+        best, best_d = offsets[0], -1.0
+        for dx, dy in offsets:
+            c = px + np.array([dx + 3 * len(text), dy + 3])  # rough centre of the text box
+            d = min((float(np.hypot(*(c - q))) for q in taken), default=np.inf)
+            if d > best_d:
+                best, best_d = (dx, dy), d
+            if d >= min_px * 1.5:
+                break
+        ax.annotate(text, (a, b), fontsize=fontsize, xytext=best, textcoords="offset points", zorder=4)
+        taken.append(px + np.array([best[0] + 3 * len(text), best[1] + 3]))
 
 
 def per_clip_heatmap(table, title: str = "change vs. VAE only", cmap: str = "RdBu_r") -> Figure:
@@ -329,8 +358,9 @@ def per_clip_heatmap(table, title: str = "change vs. VAE only", cmap: str = "RdB
     ax.set_yticks(range(vals.shape[0]))
     ax.set_yticklabels([str(i) for i in table.index], fontsize=8)
     for (i, j), v in np.ndenumerate(vals):
-        if np.isfinite(v):
-            ax.text(j, i, f"{v:+.2f}", ha="center", va="center", fontsize=7)
+        if np.isfinite(v):  # white on the dark ends of the diverging map, black on the light middle
+            ax.text(j, i, f"{v:+.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if abs(v) / lim > 0.6 else "black")
     fig.colorbar(im, ax=ax)
     ax.set_title(title, fontsize=10)
     return fig

@@ -26,7 +26,6 @@ from __future__ import annotations
 import ast
 import dataclasses
 import datetime as _dt
-import html
 import json
 import math
 import os
@@ -34,16 +33,15 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
+from . import params as _params
 from ._util import one_line as _one_line
 
 __all__ = [
     "DEFAULT_NOTEBOOKS",
     "NotebookError",
-    "NotebookParam",
     "ReportError",
     "ReportPlan",
     "ReportResult",
-    "coerce_value",
     "default_notebooks",
     "export_html",
     "format_params",
@@ -57,28 +55,28 @@ __all__ = [
 
 #: The report notebooks, run in this order.
 DEFAULT_NOTEBOOKS = ("01_baseline.ipynb", "02_latent_enhance.ipynb", "03_analysis.ipynb")
-#: Parameters the runner sets itself (and refuses from the user).
-RUNNER_OWNED = {
-    "out_dir": "it is set to the run folder; use --out",
-    "interactive": "reports are static (interactive=False)",
-}
+#: Parameters the runner sets itself (and refuses from the user): :data:`vaelib.params.RUNNER_OWNED`.
+RUNNER_OWNED = _params.RUNNER_OWNED
 #: Parameters passed to every notebook that declares them, so all notebooks see the same inputs.
 SHARED = ("audio", "model", "vocoder")
 #: Per-cell timeout default, in seconds.
 DEFAULT_TIMEOUT = 1800.0
 AUDIO_LIST_NAME = "inputs.lst"
-_TRUE = {"true", "1", "yes", "y", "on"}
-_FALSE = {"false", "0", "no", "n", "off"}
 _KERNEL_ENV = {"TQDM_DISABLE": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
 
 _TEMPLATE_NAME = "vaelib_report.html.j2"
-# The lab template, minus every script loaded from a CDN (require.js, MathJax, mermaid): the report must open
-# offline. Widgets are never rendered (interactive=False), so require.js is not needed.
+# The lab template made static and inert: the Content-Security-Policy of vaelib.markup first in <head> (no script
+# runs, nothing loads from the network, images and audio only as data: URIs), and every script the template would
+# emit removed — require.js, MathJax and mermaid from a CDN, widget state and views, application/javascript
+# outputs. Reports are static (interactive=False), so none of them is needed.
 _TEMPLATE = """{%- extends "lab/index.html.j2" -%}
-{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js -%}{{ resources.vaelib_csp_meta }}{%- endblock html_head_js -%}
 {%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
 {%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+{%- block data_javascript scoped -%}{%- endblock data_javascript -%}
+{%- block data_widget_view scoped -%}{%- endblock data_widget_view -%}
+{%- block footer_js -%}{%- endblock footer_js -%}
 """
 
 
@@ -175,97 +173,82 @@ def _resolve_notebooks(notebooks: Iterable[str | os.PathLike] | None) -> list[Pa
 # ---------------------------------------------------------------------------------------------- parameters
 
 
-@dataclasses.dataclass(frozen=True)
-class NotebookParam:
-    """A parameter declared in a notebook's ``parameters`` cell (as reported by ``papermill.inspect_notebook``).
-
-    Attributes
-    ----------
-    name : str
-        Parameter name.
-    type_name : str
-        Declared type (``"int"``, ``"float"``, ``"bool"``, ``"str"``, ...); inferred from the default when the
-        annotation is missing.
-    default : str
-        The default's source text, e.g. ``'"demo"'`` or ``'1.5'``.
-    help : str
-        The trailing comment.
-    notebooks : tuple of str
-        Stems of the notebooks declaring it.
-    """
-
-    name: str
-    type_name: str
-    default: str
-    help: str
-    notebooks: tuple[str, ...]
-
-    @property
-    def default_value(self):
-        """The default as a Python value, or ``NotImplemented`` when it is an expression, not a literal."""
-        try:
-            return ast.literal_eval(self.default)
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            return NotImplemented
+_ANNOTATION_TYPES = {"int": "int", "float": "float", "bool": "bool", "str": "str", "list": "list[float]",
+                     "tuple": "list[float]"}
 
 
-def _type_name(info: Mapping) -> str:
-    name = str(info.get("inferred_type_name") or "None").strip()
-    if name in ("None", ""):
-        try:
-            value = ast.literal_eval(str(info.get("default")))
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            return "str"
-        return type(value).__name__ if value is not None else "str"
-    return name
+def _spec_from_papermill(name: str, info: Mapping) -> _params.Spec:
+    """A :class:`vaelib.params.Spec` for a parameter of a notebook outside the schema (``--notebooks``)."""
+    ann = str(info.get("inferred_type_name") or "None").replace(" ", "")
+    optional = "None" in ann.split("|") or ann.startswith(("Optional[", "typing.Optional["))
+    base = re.sub(r"^(?:typing\.)?Optional\[(.+)\]$", r"\1", ann).replace("|None", "").replace("None|", "")
+    try:
+        default = ast.literal_eval(str(info.get("default")))
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        default = NotImplemented
+    if base in ("None", ""):
+        base = type(default).__name__ if default not in (None, NotImplemented) else "str"
+    t = _ANNOTATION_TYPES.get(re.match(r"\w*", base).group(0), "str")
+    return _params.Spec(name, t, default, str(info.get("help") or ""), optional=optional)
 
 
-def inspect_params(notebooks: Sequence[Path]) -> tuple[dict[str, dict[str, NotebookParam]], dict[str, NotebookParam]]:
-    """Read the parameters of each notebook.
+def _foreign_spec(name: str, info: Mapping) -> _params.Spec:
+    """A foreign notebook's parameter: a name the schema knows keeps the schema's rules (with the notebook's
+    default); any other name gets a type-only spec from the cell."""
+    own = _spec_from_papermill(name, info)
+    for kind in _params.SCHEMA:
+        known = _params.specs(kind).get(name)
+        if known is not None:
+            return dataclasses.replace(known, default=own.default, help=own.help or known.help)
+    return own
 
-    Parameters
-    ----------
-    notebooks : sequence of Path
-        Notebook files.
+
+def inspect_params(notebooks: Sequence[Path]) -> tuple[dict[str, dict[str, _params.Spec]], dict[str, _params.Spec]]:
+    """The parameters of each notebook, from the schema (:mod:`vaelib.params`).
+
+    A notebook of the schema (``01_baseline`` ... by stem) gets its :func:`vaelib.params.specs`; any other notebook
+    (``--notebooks``) gets specs read from its papermill ``parameters`` cell, checked by the same rules.
 
     Returns
     -------
     per_notebook : dict
-        ``{stem: {name: NotebookParam}}`` in notebook order.
+        ``{stem: {name: Spec}}`` in notebook order.
     union : dict
-        ``{name: NotebookParam}`` over all notebooks (first declaration wins; ``notebooks`` lists every stem
-        declaring the name).
+        ``{name: Spec}`` over all notebooks (first declaration wins).
     """
-    import papermill
-
-    per: dict[str, dict[str, NotebookParam]] = {}
-    union: dict[str, NotebookParam] = {}
+    per: dict[str, dict[str, _params.Spec]] = {}
+    union: dict[str, _params.Spec] = {}
     for nb in notebooks:
-        try:
-            infos = papermill.inspect_notebook(str(nb))
-        except Exception as exc:  # malformed JSON, not a notebook
-            raise ReportError(f"cannot read notebook {nb}: {_one_line(exc, 200)}") from None
-        params = {}
-        for name, info in infos.items():
-            params[name] = NotebookParam(name, _type_name(info), str(info.get("default")), str(info.get("help") or ""),
-                                         (nb.stem,))
-        per[nb.stem] = params
-        for name, p in params.items():
-            if name in union:
-                union[name] = dataclasses.replace(union[name], notebooks=union[name].notebooks + (nb.stem,))
-            else:
-                union[name] = p
+        kind = _params.kind_of(nb.stem)
+        if kind is not None:
+            declared = _params.specs(kind)
+        else:
+            import papermill
+
+            try:
+                infos = papermill.inspect_notebook(str(nb))
+            except Exception as exc:  # malformed JSON, not a notebook
+                raise ReportError(f"cannot read notebook {nb}: {_one_line(exc, 200)}") from None
+            declared = {name: _foreign_spec(name, info) for name, info in infos.items()}
+        per[nb.stem] = declared
+        for name, spec in declared.items():
+            union.setdefault(name, spec)
     return per, union
 
 
-def format_params(union: Mapping[str, NotebookParam]) -> str:
-    """One line per parameter: ``name: type = default  # help  [notebooks]`` (for ``--list-params``)."""
+def format_params(per: Mapping[str, Mapping[str, _params.Spec]]) -> str:
+    """One line per parameter (for ``--list-params``): ``name : type = default  # help; accepts ...  [notebooks]``."""
+    where: dict[str, tuple[_params.Spec, list[str]]] = {}
+    for stem, declared in per.items():
+        for name, spec in declared.items():
+            where.setdefault(name, (spec, []))[1].append(stem)
+    width = max((len(n) for n in where), default=0)
     lines = []
-    width = max((len(n) for n in union), default=0)
-    for name, p in union.items():
+    for name, (spec, stems) in where.items():
         note = f"  (set by the runner: {RUNNER_OWNED[name]})" if name in RUNNER_OWNED else ""
-        help_ = f"  # {p.help}" if p.help else ""
-        lines.append(f"{name:<{width}} : {p.type_name} = {p.default}{help_}  [{', '.join(p.notebooks)}]{note}")
+        default = "(expression)" if spec.default is NotImplemented else repr(spec.default)
+        lines.append(f"{name:<{width}} : {spec.annotation} = {default}  # {spec.help}; accepts {spec.rule()}  "
+                     f"[{', '.join(stems)}]{note}")
     return "\n".join(lines)
 
 
@@ -289,92 +272,11 @@ def parse_assignments(items: Iterable[str] | None) -> dict[str, str]:
     return out
 
 
-def _base_type(type_name: str) -> tuple[str, bool]:
-    """``("float", optional)`` from ``"float"``, ``"Optional[float]"`` or ``"float | None"``."""
-    t = type_name.replace(" ", "")
-    optional = False
-    m = re.fullmatch(r"(?:typing\.)?Optional\[(.+)\]", t)
-    if m:
-        t, optional = m.group(1), True
-    parts = [x for x in t.split("|") if x]
-    if "None" in parts and len(parts) > 1:
-        optional = True
-        parts = [x for x in parts if x != "None"]
-    return ("|".join(parts) or "str"), optional
-
-
-def coerce_value(name: str, value, type_name: str):
-    """Convert ``value`` (a command-line string, or an already typed value) to the declared type.
-
-    ``int`` accepts integers; ``float`` accepts any finite number (an int is fine); ``bool`` accepts
-    true/false/1/0/yes/no/on/off; ``str`` accepts anything; ``list``/``dict``/``tuple`` accept a Python literal.
-    ``Optional[...]``/``... | None`` also accept ``none``/``null``. Unknown types are passed through.
-
-    Raises
-    ------
-    ReportError
-        ``parameter 'gain' expects float (got 'abc')``.
-    """
-    base, optional = _base_type(type_name)
-
-    def bad():
-        return ReportError(f"parameter {name!r} expects {type_name} (got {value!r})")
-
-    if optional and (value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null"))):
-        return None
-    if base == "str":
-        if isinstance(value, (str, os.PathLike)):
-            return os.fspath(value)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)
-        raise bad()
-    if base == "bool":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-            return value.strip().lower() in _TRUE
-        if isinstance(value, int) and value in (0, 1):
-            return bool(value)
-        raise bad()
-    if base == "int":
-        if isinstance(value, bool):
-            raise bad()
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                return int(value.strip().replace("_", ""))
-            except ValueError:
-                raise bad() from None
-        raise bad()
-    if base == "float":
-        if isinstance(value, bool):
-            raise bad()
-        try:
-            out = float(value.strip() if isinstance(value, str) else value)
-        except (TypeError, ValueError):
-            raise bad() from None
-        if not math.isfinite(out):
-            raise ReportError(f"parameter {name!r} expects a finite float (got {value!r})")
-        return out
-    container = re.match(r"(list|tuple|dict|set)\b", base)
-    if container:
-        kind = {"list": list, "tuple": tuple, "dict": dict, "set": set}[container.group(1)]
-        if isinstance(value, str):
-            try:
-                value = ast.literal_eval(value)
-            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-                if kind is dict:
-                    raise bad() from None
-                value = [v.strip() for v in value.split(",") if v.strip()]
-        if kind is not dict and isinstance(value, (list, tuple, set)):
-            return kind(value)
-        if isinstance(value, kind):
-            return value
-        raise bad()
-    return value  # an annotation we do not understand: let the notebook judge
+def _coerce(spec: _params.Spec, value):
+    try:
+        return _params.coerce(spec, value)
+    except _params.ParamError as exc:
+        raise ReportError(_one_line(exc)) from None
 
 
 # -------------------------------------------------------------------------------------------------- plan
@@ -429,38 +331,23 @@ def _check_run_dir(out) -> Path:
     return run_dir
 
 
-def _effective(name: str, given: Mapping, union: Mapping[str, NotebookParam]):
-    """The value a parameter will have: the user's, else the notebook default (NotImplemented if unknowable)."""
+def _effective(name: str, given: Mapping, union: Mapping[str, _params.Spec]):
+    """The value a parameter will have: the user's, else the default (NotImplemented if unknowable)."""
     if name in given:
         return given[name]
     if name in union:
-        return union[name].default_value
+        return union[name].default
     return NotImplemented
 
 
 def _check_model(model: str, vocoder: str) -> str:
     """Resolve ``model``/``vocoder`` like the notebooks will and return the one-line description."""
-    from .models import ModelLoadError, _cached_snapshot, _local_folder, _looks_like_repo_id, _offline, resolve_models
+    from .models import ModelLoadError, check_models
 
     try:
-        choice = resolve_models(model, vocoder)
-        for source, sub in ((choice.vae, "vae"), (choice.vocoder, "vocoder")):
-            if source == "griffinlim" or (choice.bundled and sub == "vae"):  # bundled: shipped with vaelib
-                continue
-            folder = Path(source).expanduser()
-            if folder.exists():
-                if not folder.is_dir():
-                    raise ModelLoadError(f"{sub} source {folder} is a file; pass the folder that holds {sub}/")
-                _local_folder(folder, sub)
-            elif not _looks_like_repo_id(source):
-                raise ModelLoadError(f"{sub} source {source!r} is neither an existing folder nor a Hugging Face "
-                                     "repo id like 'cvssp/audioldm2'")
-            elif _offline() and _cached_snapshot(source, sub) is None:
-                raise ModelLoadError(f"{source} ({sub}/) is not in the Hugging Face cache and HF_HUB_OFFLINE=1 "
-                                     "forbids downloading; pass a local snapshot folder")
+        return check_models(model, vocoder).describe()
     except ModelLoadError as exc:
         raise ReportError(_one_line(exc)) from None
-    return choice.describe()
 
 
 def _check_audio(source, duration) -> tuple[list[Path], list[tuple[Path, str]]]:
@@ -486,45 +373,23 @@ def _check_audio(source, duration) -> tuple[list[Path], list[tuple[Path, str]]]:
     return good, skipped
 
 
-def _check_method(values: Mapping, union: Mapping[str, NotebookParam]) -> None:
-    from .enhance import ENHANCERS, get, validate_params
-
-    method = _effective("method", values, union)
-    if not isinstance(method, str):
-        return
-    methods = [m.strip() for m in method.split(",") if m.strip()] or [method]
-    try:
-        for m in methods:
-            get(m)
-    except ValueError as exc:
-        raise ReportError(_one_line(exc)) from None
-    # range-check the enhancer parameters the user set, for the methods that take them
-    names = {p.name for e in ENHANCERS.values() for p in e.params}
-    given = {k: v for k, v in values.items() if k in names}
-    for m in methods:
-        accepted = {p.name for p in ENHANCERS[m].params}
-        mine = {k: v for k, v in given.items() if k in accepted}
-        if mine:
-            try:
-                validate_params(m, mine)
-            except ValueError as exc:
-                raise ReportError(_one_line(exc)) from None
-
-
-def _check_misc(values: Mapping, union: Mapping[str, NotebookParam]) -> None:
-    duration = values.get("duration_s")
-    if isinstance(duration, (int, float)) and duration <= 0:
-        raise ReportError(f"parameter 'duration_s' must be > 0 seconds (got {duration:g})")
-    for name in ("max_clips", "n_clips"):
-        v = values.get(name)
-        if isinstance(v, int) and not isinstance(v, bool) and v < 1:
-            raise ReportError(f"parameter {name!r} must be >= 1 (got {v})")
+def _check_notebook_params(per: Mapping[str, Mapping[str, _params.Spec]], values: Mapping) -> None:
+    """Check every schema notebook's full parameter set (user values + defaults) by the notebooks' own rules
+    (:func:`vaelib.params.check`: ranges, the enhancer and its parameters, sweep values), and the device."""
+    for stem, declared in per.items():
+        kind = _params.kind_of(stem)
+        if kind is None:
+            continue
+        try:
+            _params.check(kind, {k: v for k, v in values.items() if k in declared})
+        except _params.ParamError as exc:
+            raise ReportError(_one_line(exc)) from None
     device = values.get("device")
     if isinstance(device, str):
-        from .models import ModelLoadError, _pick_device
+        from .models import ModelLoadError, check_device
 
         try:
-            _pick_device(device)
+            check_device(device)
         except ModelLoadError as exc:
             raise ReportError(_one_line(exc)) from None
 
@@ -572,16 +437,15 @@ def plan_report(audio=None, model=None, vocoder=None, params: Mapping | None = N
             raise ReportError(f"parameter {name!r} cannot be set: {RUNNER_OWNED[name]}")
         if name not in union:
             raise ReportError(f"unknown parameter {name!r}; accepted: {accepted or 'none'}")
-    values = {name: coerce_value(name, value, union[name].type_name) for name, value in given.items()}
+    values = {name: _coerce(union[name], value) for name, value in given.items()}
     for declared in per.values():  # a name declared with another type elsewhere must parse there too
         for name, value in given.items():
-            if name in declared and declared[name].type_name != union[name].type_name:
-                coerce_value(name, value, declared[name].type_name)
+            if name in declared and declared[name].type != union[name].type:
+                _coerce(declared[name], value)
     run_dir = _check_run_dir(out if out is not None else _default_out(now))
 
     plan = ReportPlan(run_dir=run_dir, notebooks=nbs, parameters={}, user_params=dict(values))
-    _check_misc(values, union)
-    _check_method(values, union)
+    _check_notebook_params(per, values)
     model_v, vocoder_v = _effective("model", values, union), _effective("vocoder", values, union)
     if "model" in union or "vocoder" in union:
         plan.model_line = _check_model(model_v if isinstance(model_v, str) else "auto",
@@ -612,7 +476,7 @@ def plan_report(audio=None, model=None, vocoder=None, params: Mapping | None = N
             elif name in shared:
                 nb_params[name] = shared[name]
             elif name in values:
-                nb_params[name] = coerce_value(name, given[name], declared[name].type_name)
+                nb_params[name] = _coerce(declared[name], given[name])
         plan.parameters[stem] = nb_params
     return plan
 
@@ -648,8 +512,12 @@ def export_html(ipynb: Path, html_path: Path, no_input: bool = False) -> list[st
     """
     import nbformat
 
+    from .markup import csp_meta, find_active_content
+
     nb = nbformat.read(str(ipynb), as_version=4)
-    body, _ = _html_exporter(no_input).from_notebook_node(nb, resources={"metadata": {"name": ipynb.stem}})
+    nb.metadata.pop("widgets", None)  # widget state: needs script to show, and reports are static
+    body, _ = _html_exporter(no_input).from_notebook_node(
+        nb, resources={"metadata": {"name": ipynb.stem}, "vaelib_csp_meta": csp_meta()})
     warnings = []
     n_err = sum(1 for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error")
     if n_err:
@@ -660,6 +528,9 @@ def export_html(ipynb: Path, html_path: Path, no_input: bool = False) -> list[st
                                    body)))
     if remote:
         warnings.append(f"{ipynb.stem}: the page loads remote resources: {', '.join(remote[:3])}")
+    active = find_active_content(body)
+    if active:
+        warnings.append(f"{ipynb.stem}: the page holds active content (blocked by its CSP): {'; '.join(active[:3])}")
     if html_path.exists():
         raise ReportError(f"refusing to overwrite {html_path}")
     html_path.write_text(body, encoding="utf-8")
@@ -687,19 +558,94 @@ def _fmt(value) -> str:
 
 
 _INDEX_CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2em auto;max-width:60em;color:#222;
- padding:0 1em;line-height:1.4}
-h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left;
- vertical-align:top}th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2em auto;max-width:62em;color:#222;
+ padding:0 1em;line-height:1.45}
+h1{font-size:1.6em;margin-bottom:.1em}h2{font-size:1.25em;margin-top:1.5em;border-bottom:1px solid #ddd}
+h3{font-size:1.05em;margin:1.2em 0 .3em}
+table{border-collapse:collapse;margin:.4em 0}td,th{border:1px solid #ddd;padding:.2em .55em;text-align:left;
+ vertical-align:top}th{background:#f4f4f4;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
+th.metric a{color:inherit;text-decoration:none;border-bottom:1px dotted #999}.dir{color:#777;font-weight:normal;
+ font-size:.85em;white-space:nowrap}
 .ok{color:#17632a}.failed{color:#a40000;font-weight:bold}.skipped{color:#777}code{background:#f4f4f4;padding:0 .2em}
-.muted{color:#666;font-size:.9em}
+.muted{color:#666;font-size:.9em}ul.findings li{margin:.35em 0}figure{margin:.6em 0}figure img{max-width:100%}
+details{margin:.4em 0}summary{cursor:pointer;color:#555}dl.glossary dt{font-weight:600;margin-top:.5em}
+dl.glossary dd{margin-left:1.2em;color:#333}
 """
+
+#: Metrics of each notebook's compact table, in row order (the rest stays in the collapsed dump).
+COMPACT_ROWS: dict[str, tuple[str, ...]] = {
+    "01_baseline": ("lsd_hf", "lsd_lf", "lsd", "mrstft", "si_sdr", "mel_err_db_high", "mel_l1", "mel_lsd_hf",
+                    "share_lsd_hf", "share_lsd_lf", "snr_db", "correlation", "claims_ret_high"),
+    "02_latent_enhance": ("lsd_hf", "mel_lsd_hf", "ber_high", "added_hf_flatness", "d_claims_high_pp", "d_snr_db",
+                          "snr_db"),
+    "03_analysis": ("mel_lsd_hf", "mel_l1", "mel_ber_high", "mel_err_db_high", "d_claims_high_pp", "d_snr_db"),
+}
+
+
+def _compact_table(stem: str, summary: Mapping, used: set) -> str:
+    """Rows: metrics (human label, unit, direction, hover definition, link to the glossary); columns: stages."""
+    from .markup import html_text as e
+    from .study import glossary
+
+    cells: dict[str, dict[str, tuple[str, float]]] = {}
+    stages: list[str] = []
+    for key, value in summary.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        stage, metric, suffix = glossary.describe_key(str(key))
+        if not metric or metric not in glossary.METRICS:
+            continue
+        if suffix == "change":
+            stage = f"{stage} (change vs. VAE only)"
+        if stage not in stages:
+            stages.append(stage)
+        cells.setdefault(metric, {})[stage] = (str(key), value)
+    order = COMPACT_ROWS.get(stem) or tuple(glossary.METRICS)
+    rows = [m for m in order if m in cells]
+    if not rows:
+        return ""
+    stages = [st for st in stages if any(st in cells[m] for m in rows)]
+    head = "".join(f"<th>{e(st or 'value')}</th>" for st in stages)
+    out = [f'<table class="compact"><tr><th>metric</th>{head}</tr>']
+    for m in rows:
+        meta = glossary.METRICS[m]
+        used.add(m)
+        unit = f" [{meta.unit}]" if meta.unit and meta.unit not in ("×",) else ""
+        title = e(glossary.definition(m))
+        label = (f'<th class="metric"><a href="#m-{e(m)}" title="{title}">{e(meta.label)}</a>{e(unit)} '
+                 f'<span class="dir">{e(meta.arrow)}</span></th>')
+        tds = []
+        for st in stages:
+            hit = cells[m].get(st)
+            tds.append(f'<td class="num" title="{e(hit[0])}">{e(glossary.format_value(hit[1], m))}</td>' if hit
+                       else "<td></td>")
+        out.append(f"<tr>{label}{''.join(tds)}</tr>")
+    out.append("</table>")
+    return "".join(out)
+
+
+def _figure_data_uri(fig) -> str:
+    import base64
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def write_index(path: Path, plan: ReportPlan, status: Mapping[str, str], started: _dt.datetime,
                 warnings: Sequence[str] = ()) -> Path:
-    """Write ``index.html``: run header, one section per notebook with a link and its key numbers.
+    """Write ``index.html``, findings first.
+
+    1. the run in one line (date, model, audio, parameters);
+    2. **findings**: sentences computed from the notebooks' numbers (:func:`vaelib.study.findings.run_findings`,
+       the same sentence builders as 03's conclusions) and a small figure of the high-band distance per stage;
+    3. per notebook: link, status and a compact table (human labels, units, direction, each metric linked to the
+       glossary and hover-titled with its definition); the full key-number dump collapsed in ``<details>``;
+    4. a glossary generated from the metric registry (:mod:`vaelib.study.glossary`).
+
+    Every input-derived string (run folder, audio source, paths, parameter values, messages) is escaped; the page
+    carries :data:`vaelib.markup.CSP` and no script.
 
     Parameters
     ----------
@@ -715,28 +661,45 @@ def write_index(path: Path, plan: ReportPlan, status: Mapping[str, str], started
         Shown under the header.
     """
     from . import __version__
+    from .markup import csp_meta
+    from .markup import html_text as e
+    from .study import findings as _findings
+    from .study import glossary
 
-    e = html.escape
-    rows = [("date", started.strftime("%Y-%m-%d %H:%M:%S")), ("vaelib", __version__)]
+    stems = [nb.stem for nb in plan.notebooks]
+    docs = _findings.load_docs(plan.run_dir, stems)
+    run = [started.strftime("%Y-%m-%d %H:%M"), f"vaelib {__version__}"]
     if plan.model_line:
-        rows.append(("model", plan.model_line))
+        run.append(plan.model_line)
     if plan.audio_source is not None:
-        rows.append(("audio", f"{plan.audio_source} ({len(plan.audio_files)} file(s))"))
+        run.append(f"audio {plan.audio_source} ({len(plan.audio_files)} file(s))")
     shown = {k: v for k, v in plan.user_params.items() if k != "audio"}
-    rows.append(("parameters", ", ".join(f"{k}={v!r}" for k, v in shown.items()) or "notebook defaults"))
+    run.append("parameters: " + (", ".join(f"{k}={v!r}" for k, v in shown.items()) or "notebook defaults"))
     parts = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', csp_meta(),
         f"<title>vaelib report {e(plan.run_dir.name)}</title>", f"<style>{_INDEX_CSS}</style></head><body>",
-        f"<h1>vaelib report <code>{e(plan.run_dir.name)}</code></h1>", "<table>",
+        f"<h1>vaelib report <code>{e(plan.run_dir.name)}</code></h1>",
+        f'<p class="muted">{" · ".join(e(x) for x in run)}</p>',
     ]
-    parts += [f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in rows]
-    parts.append("</table>")
+    if warnings:
+        parts.append("<p><b>Warnings:</b></p><ul>" + "".join(f"<li>{e(w)}</li>" for w in warnings) + "</ul>")
+    parts.append("<h2>Findings</h2>")
+    sentences = _findings.run_findings(docs)
+    if sentences:
+        parts.append('<ul class="findings">' + "".join(f"<li>{e(x)}</li>" for x in sentences) + "</ul>")
+    else:
+        parts.append('<p class="muted">No findings: no notebook finished with numbers.</p>')
+    fig = _findings.attribution_figure(docs)
+    if fig is not None:
+        parts.append(f'<figure><img alt="high-band distance per stage" src="{_figure_data_uri(fig)}">'
+                     '<figcaption class="muted">High-band distance to the input at each stage (blue: vocoded '
+                     "waveforms, LSD-HF; orange: decoded log-mels, no vocoder, mel LSD-HF).</figcaption></figure>")
     if plan.skipped:
         parts.append(f"<h2>Skipped audio files ({len(plan.skipped)})</h2><ul>")
-        parts += [f"<li><code>{e(str(p))}</code>: {e(why)}</li>" for p, why in plan.skipped]
+        parts += [f"<li><code>{e(p)}</code>: {e(why)}</li>" for p, why in plan.skipped]
         parts.append("</ul>")
-    if warnings:
-        parts.append("<h2>Warnings</h2><ul>" + "".join(f"<li>{e(w)}</li>" for w in warnings) + "</ul>")
+    parts.append("<h2>Notebooks</h2>")
+    used: set = set()
     for nb in plan.notebooks:
         stem = nb.stem
         state = status.get(stem, "not run")
@@ -750,14 +713,26 @@ def write_index(path: Path, plan: ReportPlan, status: Mapping[str, str], started
                     "</a>)</span>"
         else:
             title = e(stem)
-        parts.append(f'<h2>{title} <span class="{css}">{e(state)}</span></h2>')
-        summary = _read_summary(plan.run_dir, stem)
+        parts.append(f'<h3>{title} <span class="{css}">{e(state)}</span></h3>')
+        summary = docs.get(stem, {}).get("summary") or _read_summary(plan.run_dir, stem)
         if summary:
-            parts.append("<table><tr><th>key number</th><th>value</th></tr>")
-            parts += [f'<tr><td>{e(str(k))}</td><td class="num">{e(_fmt(v))}</td></tr>' for k, v in summary.items()]
-            parts.append("</table>")
+            parts.append(_compact_table(stem, summary, used))
+            parts.append(f"<details><summary>all {len(summary)} key numbers (metrics.json)</summary>"
+                         "<table><tr><th>key</th><th>value</th></tr>")
+            parts += [f'<tr><td>{e(k)}</td><td class="num">{e(_fmt(v))}</td></tr>' for k, v in summary.items()]
+            parts.append("</table></details>")
         elif state == "ok":
             parts.append(f'<p class="muted">no key numbers ({e(stem)}/metrics.json has no "summary")</p>')
+    if used:
+        parts.append('<h2>Glossary</h2><dl class="glossary">')
+        for m in glossary.METRICS:
+            if m in used:
+                meta = glossary.METRICS[m]
+                arrow = f" ({meta.arrow})" if meta.arrow else ""
+                parts.append(f'<dt id="m-{e(m)}">{e(meta.label)}{e(arrow)}</dt><dd>{e(glossary.definition(m))}'
+                             f' <span class="muted">[{e(m)}]</span></dd>')
+        parts.append("</dl><p class=\"muted\">Formulas and sources: each function's docstring in "
+                     "<code>vaelib.metrics</code> and <code>docs/reference.md</code>.</p>")
     parts.append("</body></html>")
     path.write_text("\n".join(parts) + "\n", encoding="utf-8")
     return path

@@ -18,7 +18,6 @@ import html
 import ipywidgets as W
 import numpy as np
 import pandas as pd
-import torch
 
 from . import enhance as _enhance
 from . import metrics as _metrics
@@ -26,7 +25,7 @@ from . import metrics as _metrics
 __all__ = ["RenderState", "RenderContext", "RenderResult", "render", "audio_html", "display_outputs",
            "build_widgets", "EnhanceExplorer"]
 
-#: Columns of the metrics table: (label, source, key). source "wave" = :func:`vaelib.analysis.quick_score` (the
+#: Columns of the metrics table: (label, source, key). source "wave" = :func:`vaelib.study.quick_score` (the
 #: definitions of :func:`vaelib.metrics.score`), "mel" = :func:`vaelib.metrics.score_mel`.
 METRIC_COLUMNS = (
     ("mel LSD-HF", "mel", "mel_lsd_hf"),
@@ -39,7 +38,7 @@ METRIC_COLUMNS = (
     ("added-HF flatness", "wave", "added_hf_flatness"),
     ("SNR dB (seed)", "wave", "snr_db"),
     ("corr (seed)", "wave", "correlation"),
-    ("ret >4k (seed)", "wave", "seed_ret_high"),
+    ("ret >4k (seed)", "wave", "claims_ret_high"),
 )
 
 
@@ -48,7 +47,7 @@ class RenderState:
     """What the explorer shows: enhancer ``method`` and its controls, the ``clip`` index and the noise ``seed``.
 
     ``gain`` is used by frequency and hybrid, ``level`` by noise and hybrid, ``factor`` by contrast and hybrid
-    (see :func:`vaelib.analysis.enhancer_params`).
+    (see :func:`vaelib.enhance.enhancer_params`).
     """
 
     method: str = "frequency"
@@ -60,9 +59,7 @@ class RenderState:
 
     def params(self) -> dict:
         """The validated parameters of :attr:`method` (one-line ``ValueError`` when out of range)."""
-        from .analysis import enhancer_params
-
-        return enhancer_params(self.method, self.gain, self.level, self.factor)
+        return _enhance.enhancer_params(self.method, self.gain, self.level, self.factor)
 
 
 @dataclasses.dataclass
@@ -99,7 +96,7 @@ class RenderContext:
 
     @classmethod
     def from_reconstructions(cls, recs: dict, vae, vocoder=None) -> RenderContext:
-        """Build from ``{name: vaelib.pipeline.Reconstruction}`` (e.g. :func:`vaelib.analysis.run_round_trips`)."""
+        """Build from ``{name: vaelib.pipeline.Reconstruction}`` (e.g. :func:`vaelib.study.run_round_trips`)."""
         if not recs:
             raise ValueError("RenderContext needs at least one reconstruction")
         recs = dict(recs)
@@ -172,7 +169,7 @@ def audio_html(items, sr: int = 16000) -> str:
 
 
 def _metric_row(ref_wave, wave, ref_mel, mel, sr, cfg) -> dict:
-    from .analysis import quick_score
+    from .study import quick_score
 
     mel_scores = _metrics.score_mel(ref_mel, mel, cfg=cfg)
     wave_scores = quick_score(ref_wave, wave, sr=sr) if wave is not None else {}
@@ -199,6 +196,7 @@ def render(state: RenderState, ctx: RenderContext) -> RenderResult:
         Figure (:func:`vaelib.plots.render_figure`), metrics table (VAE only vs. enhanced, against the input),
         audio players HTML (input / VAE only / enhanced, ``normalize=False``).
     """
+    from .pipeline import vocode
     from .plots import render_figure
 
     if not 0 <= state.clip < len(ctx.names):
@@ -212,8 +210,7 @@ def render(state: RenderState, ctx: RenderContext) -> RenderResult:
     mel = mel_t[0, 0].cpu().numpy()
     wave = None
     if ctx.vocoder is not None:
-        with torch.inference_mode():
-            wave = ctx.vocoder(mel_t).detach().float().cpu().numpy()[0]
+        wave = vocode(ctx.vocoder, mel_t)[0]
     ref_wave, ref_mel = ctx.waves[i], ctx.input_mels[i]
     vae_wave = ctx.vae_waves[i] if ctx.vocoder is not None else None
     table = pd.DataFrame(
