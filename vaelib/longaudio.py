@@ -32,7 +32,6 @@ whole file and returns a :class:`vaelib.pipeline.Reconstruction` (without the la
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 
@@ -226,14 +225,16 @@ class RoundTrip:
 
     @property
     def latency_frames(self) -> int:
-        """Frames of input needed after a frame before its output is final (algorithmic latency).
+        """Most frames of input that can arrive after a frame before its output is emitted (algorithmic latency).
 
-        A frame just after a crossover ``c`` becomes final when the vocoder chunk that fades in there has run, which
-        needs the VAE window after it: ``hop + overlap / 2 + fade / 2`` frames in the worst case (9.92 s with the
-        defaults). Compute time comes on top.
+        Output comes in pieces of ``hop`` frames: with a vocoder, the piece ending at ``crossover(s) - fade / 2``
+        is emitted once the VAE window after the next one has run, so the first frame of a piece waits
+        ``2 * hop + overlap / 2 + fade / 2`` frames (18.88 s with the defaults), its last frame ``hop`` frames
+        less. Mels only: one ``hop`` less. Compute time comes on top.
         """
         w = self.win
-        return w.hop + w.overlap // 2 + w.fade // 2 if self.vocoder is not None else w.overlap // 2 + w.fade // 2
+        tail = w.overlap // 2 + w.fade // 2
+        return (2 * w.hop + tail) if self.vocoder is not None else (w.hop + tail)
 
     @property
     def latency_samples(self) -> int:
@@ -442,9 +443,3 @@ def reconstruct_long(wave, vae, vocoder=None, enhancers=None, *, seed: int = 0, 
     rec.n_windows = rt.n_windows
     return rec
 
-
-def n_frames_of(n_samples: int, cfg: MelConfig | None = None) -> int:
-    """Frames of a recording of ``n_samples`` after padding to a multiple of ``cfg.time_multiple``."""
-    cfg = cfg or MelConfig()
-    frames = math.ceil(n_samples / cfg.hop_length)
-    return max(cfg.time_multiple, math.ceil(frames / cfg.time_multiple) * cfg.time_multiple)

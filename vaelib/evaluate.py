@@ -1,0 +1,831 @@
+"""``vaelib eval``: the round-trip loss of a whole corpus, resumable, on one machine or under Ray.
+
+:func:`evaluate` scores every file of a corpus (a file, a folder searched recursively, a ``.lst`` list, a glob, or
+``demo``) through the round trip — whole files, any length, in windows of the training length
+(:mod:`vaelib.longaudio`) — and writes one row per (clip, stage) with every metric notebook 01 reports:
+
+* ``stage`` (``mel_projection``, ``vae``, one per enhancer), ``method``, ``params`` (JSON), the waveform metrics
+  of :func:`vaelib.metrics.score` and the decoded-mel metrics of :func:`vaelib.metrics.score_mel` prefixed
+  ``dec_`` (the same columns as :func:`vaelib.study.score_stages`);
+* ``clip`` (path relative to the corpus root), ``path``, ``category`` (from a ``manifest.csv`` beside the files
+  with a ``file`` and a ``category`` or ``kind`` column, else the parent folder's name), ``duration_s``,
+  ``n_windows``;
+* the run's parameters: ``run_hash``, ``model``, ``vocoder``, ``device``, ``dtype``, ``enhancers``, ``seed``,
+  ``windowing``.
+
+Output folder (``--out``; default ``evals/<hash of the parameters>``): ``results.parquet`` + ``results.csv``,
+``bad_files.parquet`` + ``bad_files.csv`` (``path``, ``clip``, ``reason``: one line), ``summary.json``,
+``run.json`` (the parameters and their hash), ``parts/`` (the crash-safe journal), ``audio/`` (excerpts of the
+worst clips for ``vaelib report --from-eval``).
+
+Crash safety: each batch's rows go to a new part file (written to a temporary name, flushed to disk, then
+renamed — a part is either complete or absent). A rerun of the same command skips the clips already in a part,
+so after ``kill -9`` nothing is lost or duplicated, and the per-clip work does not depend on which other clips
+share its batch (Griffin-Lim's initial phase and the enhancers' seeds are per clip), so the numbers equal an
+uninterrupted run's. A rerun with different parameters is refused (one line); inputs are only read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import glob as _glob
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from ._util import one_line
+
+__all__ = ["EvalError", "EvalSettings", "EvalResult", "Evaluator", "evaluate", "parse_enhancer_spec",
+           "add_parser", "LONG_SCORE_S"]
+
+#: Clips longer than this (seconds) are scored segment by segment (:mod:`vaelib.longscore`, same values).
+LONG_SCORE_S = 60.0
+#: Worst clips (by ``dec_mel_lsd_hf`` of the ``vae`` stage) whose audio excerpts are kept for the report.
+WORST_K = 6
+#: Seconds of each worst clip kept as audio excerpt.
+EXCERPT_S = 15.0
+RUN_FILE = "run.json"
+_FORMAT = 1
+
+
+class EvalError(ValueError):
+    """Bad input to :func:`evaluate`; the message is one line saying what was wrong and how to fix it."""
+
+
+# ----------------------------------------------------------------------------------------------------------
+# parameters
+# ----------------------------------------------------------------------------------------------------------
+def _value(text: str):
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_enhancer_spec(spec) -> dict:
+    """Parse ``--enhancers`` into ``{label: (method, params)}`` (validated by :func:`vaelib.pipeline.parse_enhancers`).
+
+    Syntax: comma-separated items ``NAME`` or ``NAME:key=value[:key=value...]`` where ``NAME`` is any enhancer of
+    the registry (:data:`vaelib.enhance.ENHANCERS`) or a preset (:data:`vaelib.enhance.PRESETS`, no parameters).
+    Each item's text is its stage label, e.g. ``seed_hybrid,contrast:factor=1.2,learned:strength=0.5``.
+    Also accepts a list of such items, a dict as :func:`~vaelib.pipeline.parse_enhancers` takes, or None.
+    """
+    from .pipeline import parse_enhancers
+
+    if spec is None or spec == "" or spec == []:
+        return {}
+    if isinstance(spec, dict):
+        items = spec
+    else:
+        parts = spec.split(",") if isinstance(spec, str) else list(spec)
+        items = {}
+        for raw in parts:
+            item = str(raw).strip()
+            if not item:
+                continue
+            name, *kvs = item.split(":")
+            params = {}
+            for kv in kvs:
+                if "=" not in kv:
+                    raise EvalError(f"enhancer {item!r}: expected key=value after ':', got {kv!r} "
+                                    "(syntax: name:key=value:key=value, items separated by commas)")
+                k, v = kv.split("=", 1)
+                params[k.strip()] = _value(v.strip())
+            if item in items:
+                raise EvalError(f"enhancer {item!r} is listed twice")
+            items[item] = None if not params else (name.strip(), params)
+    try:
+        return parse_enhancers(items)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise EvalError(f"--enhancers: {one_line(exc)}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalSettings:
+    """Everything that decides the numbers of a run (picklable: Ray actors rebuild models from it).
+
+    Attributes
+    ----------
+    model, vocoder : str
+        Sources for :func:`vaelib.load_vae` / :func:`vaelib.load_vocoder`.
+    enhancers : dict
+        ``{label: (method, params)}`` from :func:`parse_enhancer_spec`.
+    device : str
+        ``"cpu"``, ``"cuda"``, ``"cuda:0"``...
+    dtype : str
+        ``"float32"`` or ``"bfloat16"`` (autocast on CUDA only).
+    seed : int
+        Seed of stochastic enhancers (window ``k`` of a clip uses ``seed + k``).
+    window, overlap, fade : int
+        :class:`vaelib.longaudio.Windowing`.
+    griffinlim_iters : int
+        Griffin-Lim iterations (when the vocoder is Griffin-Lim).
+    """
+
+    model: str = "auto"
+    vocoder: str = "auto"
+    enhancers: dict = dataclasses.field(default_factory=dict)
+    device: str = "cpu"
+    dtype: str = "float32"
+    seed: int = 0
+    window: int = 1024
+    overlap: int = 128
+    fade: int = 64
+    griffinlim_iters: int = 32
+
+    def identity(self) -> dict:
+        """The parameters whose change changes the numbers (hashed into ``run.json``)."""
+        d = dataclasses.asdict(self)
+        d["enhancers"] = {k: [m, p] for k, (m, p) in self.enhancers.items()}
+        d["device"] = self.device.split(":")[0]
+        return d
+
+    def windowing(self):
+        from .longaudio import Windowing
+
+        return Windowing(self.window, self.overlap, self.fade)
+
+
+def _hash(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the per-batch function (local engine and Ray actors)
+# ----------------------------------------------------------------------------------------------------------
+class Evaluator:
+    """Loads the models once and evaluates batches of clips: the per-batch function of both engines.
+
+    Parameters
+    ----------
+    settings : EvalSettings
+    run : dict
+        Run-level columns added to every row (``run_hash``, ``model``, ...).
+    """
+
+    def __init__(self, settings: EvalSettings, run: dict | None = None):
+        from .models import load_vae, load_vocoder, resolve_models
+
+        self.settings = settings
+        self.choice = resolve_models(settings.model, settings.vocoder)
+        self.vae = load_vae(settings.model, device=settings.device)
+        self.vocoder = load_vocoder(settings.vocoder, device=settings.device, model=settings.model,
+                                    n_iter=settings.griffinlim_iters)
+        self.run = dict(run or {})
+
+    def _autocast(self):
+        import contextlib
+
+        import torch
+
+        if self.settings.dtype == "bfloat16":
+            return torch.autocast(self.vae.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def reconstruct(self, wave):
+        """The windowed round trip of one waveform (:func:`vaelib.longaudio.reconstruct_long`)."""
+        from .longaudio import reconstruct_long
+
+        s = self.settings
+        with self._autocast():
+            return reconstruct_long(wave, self.vae, self.vocoder, s.enhancers, seed=s.seed, windowing=s.windowing())
+
+    def load(self, item):
+        """``(wave, None)`` or ``(None, reason)`` for one item."""
+        from .audio import load_audio
+
+        try:
+            return load_audio(item["path"]), None
+        except (OSError, ValueError, RuntimeError, EOFError) as exc:
+            return None, one_line(exc, 300)
+
+    def score(self, item, wave_len, rec) -> list[dict]:
+        """Rows of one reconstructed clip (every stage but ``input``)."""
+        from . import metrics
+
+        sr = rec.sr
+        long = wave_len / sr > LONG_SCORE_S
+        if long:
+            from .longscore import score_long, score_mel_long
+        cfg = self.vae.mel_config
+        base = {"clip": item["clip"], "path": item["path"], "category": item.get("category") or "",
+                "duration_s": wave_len / sr, "n_windows": int(getattr(rec, "n_windows", 1))}
+        rows = []
+        for name, st in rec.stages.items():
+            if name == "input":
+                continue
+            params = {k: v for k, v in st.params.items() if k != "method"}
+            row = {**base, "stage": name, "method": st.params.get("method", name),
+                   "params": json.dumps(params, sort_keys=True)}
+            if st.wave is not None:
+                row.update(score_long(rec.wave, st.wave, sr=sr, cfg=cfg) if long
+                           else metrics.score(rec.wave, st.wave, sr=sr, cfg=cfg))
+            mel = score_mel_long(rec.input_mel, st.mel, cfg=cfg) if long else metrics.score_mel(rec.input_mel, st.mel,
+                                                                                                cfg=cfg)
+            row.update({f"dec_{k}": v for k, v in mel.items()})
+            row.update(self.run)
+            rows.append({k: (float(v) if isinstance(v, float) else v) for k, v in row.items()})
+        return rows
+
+    def process(self, items, pool=None) -> tuple[list[dict], list[dict]]:
+        """Evaluate a batch: ``(rows, bad)``; ``bad`` holds ``{path, clip, category, reason}`` per failed file.
+
+        With a ``concurrent.futures`` ``pool``, audio decoding of the next clips and the metrics of finished ones
+        run in its threads while the main thread runs the models.
+        """
+        rows, bad = [], []
+        ahead = (pool._max_workers + 1) if pool is not None else 0
+        loads = {}
+
+        def want(i):
+            if pool is not None and i < len(items) and i not in loads:
+                loads[i] = pool.submit(self.load, items[i])
+
+        scores = []
+        for i, item in enumerate(items):
+            for j in range(i, i + ahead + 1):
+                want(j)
+            wave, reason = loads.pop(i).result() if i in loads else self.load(item)
+            if wave is not None:
+                try:
+                    rec = self.reconstruct(wave)
+                except (ValueError, RuntimeError) as exc:
+                    wave, reason = None, f"round trip failed: {one_line(exc, 300)}"
+            if wave is None:
+                bad.append({"path": item["path"], "clip": item["clip"], "category": item.get("category") or "",
+                            "reason": reason})
+                continue
+            if pool is not None:
+                scores.append(pool.submit(self.score, item, wave.shape[0], rec))
+            else:
+                rows.extend(self.score(item, wave.shape[0], rec))
+            del rec
+        for fut in scores:
+            rows.extend(fut.result())
+        return rows, bad
+
+
+# ----------------------------------------------------------------------------------------------------------
+# corpus listing
+# ----------------------------------------------------------------------------------------------------------
+def _list_files(audio) -> list[Path]:
+    from .audio import find_audio
+
+    sources = audio if isinstance(audio, (list, tuple)) else [audio]
+    expanded = []
+    for src in sources:
+        s = str(src)
+        if s != "demo" and any(c in s for c in "*?[") and not Path(s).exists():
+            hits = sorted(_glob.glob(os.path.expanduser(s), recursive=True))
+            if not hits:
+                raise EvalError(f"--audio glob {s!r} matches no file")
+            expanded.extend(hits)
+        else:
+            expanded.append(src)
+    try:
+        return [Path(p).resolve() for p in find_audio(expanded)]
+    except (FileNotFoundError, ValueError) as exc:
+        raise EvalError(one_line(exc)) from None
+
+
+def _categories_from_manifest(folder: Path, cache: dict) -> dict:
+    if folder not in cache:
+        table = {}
+        f = folder / "manifest.csv"
+        if f.is_file():
+            import csv
+
+            try:
+                with f.open(newline="", encoding="utf-8") as fh:
+                    for rec in csv.DictReader(fh):
+                        cat = rec.get("category") or rec.get("kind")
+                        if rec.get("file") and cat:
+                            table[(folder / rec["file"]).resolve()] = cat
+            except (OSError, UnicodeDecodeError, csv.Error):
+                table = {}
+        cache[folder] = table
+    return cache[folder]
+
+
+def _items(files: list[Path]) -> list[dict]:
+    """``{path, clip, category}`` per file: clip relative to the common root, category from a ``manifest.csv``
+    in the file's folder or the two above it (``file`` + ``category``/``kind`` columns), else the parent folder's
+    name when the file sits below the common root."""
+    if not files:
+        return []
+    root = Path(os.path.commonpath([str(p.parent) for p in files]))
+    cache: dict = {}
+    out = []
+    for p in files:
+        cat = ""
+        for folder in (p.parent, p.parent.parent, p.parent.parent.parent):
+            cat = _categories_from_manifest(folder, cache).get(p, "")
+            if cat:
+                break
+        if not cat and p.parent != root:
+            cat = p.parent.name
+        out.append({"path": str(p), "clip": str(p.relative_to(root)) if len(files) > 1 else p.name,
+                    "category": cat})
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the run folder
+# ----------------------------------------------------------------------------------------------------------
+def _atomic_write(path: Path, write) -> None:
+    """Write via ``write(tmp_path)`` to a temporary name, fsync, then rename over ``path``."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        write(tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _write_table(rows: list[dict], path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pylist(rows)
+    _atomic_write(path, lambda p: pq.write_table(table, str(p)))
+
+
+def _read_parts(folder: Path, kind: str):
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    frames = [pq.read_table(str(p)).to_pandas() for p in sorted(folder.glob(f"{kind}-*.parquet"))]
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _prepare_out(out: Path, identity: dict, inputs: list[Path]) -> dict:
+    """Create or reopen the run folder; refuse a folder of another run or one that is not a run."""
+    run_hash = _hash(identity)
+    for p in inputs:
+        if p.is_dir() and (out == p or p in out.parents):
+            raise EvalError(f"--out {out} lies inside the input folder {p}; choose an output folder outside it "
+                            "(inputs are never written)")
+    run_file = out / RUN_FILE
+    if run_file.is_file():
+        try:
+            old = json.loads(run_file.read_text())
+        except (OSError, ValueError):
+            raise EvalError(f"{run_file} is unreadable; choose a new --out") from None
+        if old.get("hash") != run_hash:
+            differ = sorted(k for k in set(identity) | set(old.get("params", {}))
+                            if identity.get(k) != old.get("params", {}).get(k))
+            raise EvalError(f"{out} holds an eval run with other parameters (differs in: {', '.join(differ)}); "
+                            "rerun with the same parameters to resume, or choose a new --out")
+        return old
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise EvalError(f"refusing to write into {out}: it exists and is not a vaelib eval run folder (no "
+                        f"{RUN_FILE}); choose a new --out")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "parts").mkdir(exist_ok=True)
+    run = {"format": _FORMAT, "hash": run_hash, "params": identity,
+           "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    _atomic_write(run_file, lambda p: p.write_text(json.dumps(run, indent=2, sort_keys=True)))
+    return run
+
+
+def _done_paths(parts: Path) -> set[str]:
+    import pyarrow.parquet as pq
+
+    done = set()
+    for p in parts.glob("*.parquet"):
+        done.update(pq.read_table(str(p), columns=["path"]).column("path").to_pylist())
+    for tmp in parts.glob(".*.tmp"):  # a part interrupted while being written: never renamed, so not counted
+        tmp.unlink(missing_ok=True)
+    return done
+
+
+class _Journal:
+    """Appends each batch's rows and bad files to ``parts/`` in atomic steps."""
+
+    def __init__(self, out: Path, pause_s: float = 0.0):
+        self.parts = out / "parts"
+        self.pause_s = pause_s
+
+    def write(self, rows, bad) -> None:
+        tag = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
+        if rows:
+            _write_table(rows, self.parts / f"rows-{tag}.parquet")
+        if bad:
+            _write_table(bad, self.parts / f"bad-{tag}.parquet")
+        if self.pause_s:
+            time.sleep(self.pause_s)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# engines
+# ----------------------------------------------------------------------------------------------------------
+def _batches(items, size):
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def _run_local(settings, run_cols, todo, batch_size, workers, journal, bar):
+    from concurrent.futures import ThreadPoolExecutor
+
+    ev = Evaluator(settings, run_cols)
+    pool = ThreadPoolExecutor(workers) if workers > 0 else None
+    try:
+        for batch in _batches(todo, batch_size):
+            rows, bad = ev.process(batch, pool)
+            journal.write(rows, bad)
+            bar.update(len(batch))
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
+    return ev
+
+
+class _RayEvaluator:
+    """Ray Data actor: loads the models once, then runs :meth:`Evaluator.process` on each batch."""
+
+    def __init__(self, settings: dict, run: dict, workers: int = 0):
+        import torch
+
+        s = dict(settings)
+        s["enhancers"] = {k: tuple(v) for k, v in s["enhancers"].items()}
+        if s["device"] == "auto":
+            s["device"] = "cuda" if torch.cuda.is_available() else "cpu"
+        self.ev = Evaluator(EvalSettings(**s), run)
+        self.workers = workers
+
+    def __call__(self, batch):
+        import pandas as pd
+
+        items = batch.to_dict(orient="records")
+        rows, bad = self.ev.process(items)
+        return pd.DataFrame({"payload": [json.dumps({"rows": rows, "bad": bad, "n": len(items)})]})
+
+
+def _run_ray(settings, run_cols, todo, batch_size, workers, journal, bar, address, actors):
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise EvalError("--engine ray needs Ray Data: pip install 'vaelib[ray]' (or use --engine local)") from None
+    started = False
+    if not ray.is_initialized():
+        kw = {"include_dashboard": False}
+        if address:
+            kw["address"] = address
+        ray.init(**kw)
+        started = True
+    try:
+        gpus = 1 if settings.device.startswith("cuda") else 0
+        s = dataclasses.asdict(settings)
+        s["enhancers"] = {k: [m, p] for k, (m, p) in settings.enhancers.items()}
+        ds = ray.data.from_items(todo)
+        ds = ds.map_batches(_RayEvaluator, fn_constructor_kwargs={"settings": s, "run": run_cols},
+                            batch_size=batch_size, batch_format="pandas", concurrency=actors, num_gpus=gpus,
+                            num_cpus=1 if not gpus else None)
+        for out in ds.iter_batches(batch_size=None, batch_format="pandas"):
+            for payload in out["payload"]:
+                got = json.loads(payload)
+                journal.write(got["rows"], got["bad"])
+                bar.update(got["n"])
+    finally:
+        if started:
+            ray.shutdown()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# finishing: tables, summary, worst-clip excerpts
+# ----------------------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class EvalResult:
+    """Paths and totals of a finished :func:`evaluate` run."""
+
+    out: Path
+    results: Path
+    results_csv: Path
+    bad_files: Path
+    summary: Path
+    n_clips: int
+    n_rows: int
+    n_bad: int
+    seconds: float
+    audio_s: float
+
+
+def _stage_order(df) -> list[str]:
+    seen = []
+    for s in df["stage"]:
+        if s not in seen:
+            seen.append(s)
+    fixed = [s for s in ("mel_projection", "vae") if s in seen]
+    return fixed + sorted(s for s in seen if s not in fixed)
+
+
+def _finish(out: Path, run: dict, seconds: float, n_new: int, ev, settings, echo) -> EvalResult:
+    import pandas as pd
+
+    parts = out / "parts"
+    df = _read_parts(parts, "rows")
+    bad = _read_parts(parts, "bad")
+    if len(df):
+        order = {s: i for i, s in enumerate(_stage_order(df))}
+        df = df.assign(_o=df["stage"].map(order)).sort_values(["clip", "path", "_o"], kind="stable")
+        df = df.drop(columns="_o").reset_index(drop=True)
+    if len(bad):
+        bad = bad.sort_values(["clip", "path"], kind="stable").reset_index(drop=True)
+    else:
+        bad = pd.DataFrame(columns=["path", "clip", "category", "reason"])
+    paths = {k: out / v for k, v in (("results", "results.parquet"), ("results_csv", "results.csv"),
+                                      ("bad_files", "bad_files.parquet"), ("bad_csv", "bad_files.csv"),
+                                      ("summary", "summary.json"))}
+    _atomic_write(paths["results"], lambda p: df.to_parquet(p, index=False))
+    _atomic_write(paths["results_csv"], lambda p: df.to_csv(p, index=False))
+    _atomic_write(paths["bad_files"], lambda p: bad.to_parquet(p, index=False))
+    _atomic_write(paths["bad_csv"], lambda p: bad.to_csv(p, index=False))
+    n_clips = int(df["path"].nunique()) if len(df) else 0
+    audio_s = float(df.drop_duplicates("path")["duration_s"].sum()) if len(df) else 0.0
+    worst = _save_worst(out, df, ev, settings) if len(df) else []
+    summary = {
+        "run_hash": run["hash"], "params": run["params"], "n_clips": n_clips, "n_rows": int(len(df)),
+        "n_bad": int(len(bad)), "audio_hours": audio_s / 3600.0,
+        "this_invocation": {"clips": n_new, "seconds": seconds,
+                            "clips_per_s": n_new / seconds if seconds > 0 else None},
+        "stages": _stage_summary(df), "categories": _category_summary(df),
+        "worst": worst,
+        "outputs": {k: p.name for k, p in paths.items()},
+    }
+    _atomic_write(paths["summary"], lambda p: p.write_text(json.dumps(_clean(summary), indent=2, sort_keys=True)))
+    return EvalResult(out, paths["results"], paths["results_csv"], paths["bad_files"], paths["summary"], n_clips,
+                      int(len(df)), int(len(bad)), seconds, audio_s)
+
+
+_SUMMARY_METRICS = ("lsd", "lsd_hf", "mrstft", "dec_mel_l1", "dec_mel_lsd", "dec_mel_lsd_hf", "ber_high",
+                    "dec_mel_ber_high")
+
+
+def _stage_summary(df) -> dict:
+    out = {}
+    if not len(df):
+        return out
+    for stage, g in df.groupby("stage", sort=False):
+        out[stage] = {m: {"median": float(g[m].median()), "mean": float(g[m].mean())}
+                      for m in _SUMMARY_METRICS if m in g}
+    return out
+
+
+def _category_summary(df) -> dict:
+    if not len(df):
+        return {}
+    g = df[df["stage"] == "vae"]
+    return {str(c or "(none)"): {"clips": int(len(x)), "dec_mel_lsd_hf_median": float(x["dec_mel_lsd_hf"].median())}
+            for c, x in g.groupby("category", sort=True)}
+
+
+def _clean(v):
+    if isinstance(v, dict):
+        return {str(k): _clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_clean(x) for x in v]
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def _save_worst(out: Path, df, ev, settings, k: int = WORST_K) -> list[dict]:
+    """Audio excerpts of the ``k`` clips with the largest ``dec_mel_lsd_hf`` of the ``vae`` stage (recomputed:
+    ``k`` clips, not the corpus), for the report's players. Existing excerpts are kept."""
+    from .audio import load_audio, save_audio
+
+    g = df[df["stage"] == "vae"].sort_values(["dec_mel_lsd_hf", "clip"], ascending=[False, True]).head(k)
+    folder = out / "audio"
+    listing = []
+    for rank, (_, row) in enumerate(g.iterrows(), start=1):
+        files = {}
+        stages = list(df[df["path"] == row["path"]]["stage"])
+        names = {s: folder / f"worst{rank:02d}_{i}.flac" for i, s in enumerate(["input", *stages])}
+        if not all(p.exists() for p in names.values()):
+            try:
+                if ev is None:
+                    ev = Evaluator(settings)
+                wave = load_audio(row["path"])[: int(EXCERPT_S * 16000) + 16000]
+                rec = ev.reconstruct(wave)
+            except (OSError, ValueError, RuntimeError):
+                continue
+            n = int(EXCERPT_S * rec.sr)
+            for s, p in names.items():
+                if not p.exists() and rec[s].wave is not None:
+                    folder.mkdir(exist_ok=True)
+                    tmp = p.with_name(f".{p.stem}.{uuid.uuid4().hex[:6]}.flac")
+                    save_audio(tmp, rec[s].wave[:n], sr=rec.sr)
+                    os.replace(tmp, p)
+        for s, p in names.items():
+            if p.exists():
+                files[s] = p.name
+        listing.append({"rank": rank, "clip": row["clip"], "path": row["path"], "category": row["category"],
+                        "dec_mel_lsd_hf": float(row["dec_mel_lsd_hf"]), "excerpt_s": EXCERPT_S, "files": files})
+    return listing
+
+
+# ----------------------------------------------------------------------------------------------------------
+# entry point
+# ----------------------------------------------------------------------------------------------------------
+def evaluate(audio, *, model: str = "auto", vocoder: str = "auto", enhancers=None, out=None, device: str = "auto",
+             dtype: str = "float32", batch_size: int = 8, workers: int = 0, engine: str = "local", seed: int = 0,
+             window: int = 1024, overlap: int = 128, fade: int = 64, griffinlim_iters: int = 32,
+             ray_address: str | None = None, actors: int = 1, progress: bool = True, echo=print,
+             pause_after_batch: float = 0.0) -> EvalResult:
+    """Score a corpus through the round trip and write the run folder (see the module docstring).
+
+    Parameters
+    ----------
+    audio : str, Path or list
+        A file, a folder (recursive), a ``.lst`` list, a glob (``"data/**/*.wav"``) or ``"demo"``.
+    model, vocoder : str
+        As for :func:`vaelib.load_vae` / :func:`vaelib.load_vocoder`.
+    enhancers : str, list or dict, optional
+        See :func:`parse_enhancer_spec` (e.g. ``"seed_hybrid,contrast:factor=1.2"``).
+    out : str or Path, optional
+        The run folder; default ``evals/<hash of the parameters>`` (so the same command resumes).
+    device : str
+        ``"auto"``, ``"cpu"``, ``"cuda"``...
+    dtype : str
+        ``"float32"``, or ``"bfloat16"`` (autocast; CUDA only).
+    batch_size : int
+        Clips per batch: per part file, per Ray task. The numbers do not depend on it.
+    workers : int
+        Threads that decode audio ahead and compute metrics while the models run (0: all in the main thread).
+    engine : str
+        ``"local"`` or ``"ray"`` (Ray Data ``map_batches`` with actors that load the models once).
+    seed, window, overlap, fade, griffinlim_iters
+        See :class:`EvalSettings`.
+    ray_address : str, optional
+        Ray cluster address for ``engine="ray"`` (default: ``$RAY_ADDRESS``, else a local Ray).
+    actors : int
+        Ray actors (each loads the models once; one GPU each when ``device`` is CUDA).
+    progress : bool
+        Show a progress bar (clips/s and ETA).
+    echo : callable
+        Where the start and final lines go.
+    pause_after_batch : float
+        Sleep after each part file (a testing aid for crash-safety tests).
+
+    Returns
+    -------
+    EvalResult
+    """
+    import torch
+
+    from .models import ModelLoadError, resolve_models
+
+    if engine not in ("local", "ray"):
+        raise EvalError(f"--engine must be 'local' or 'ray' (got {engine!r})")
+    for name, v, lo in (("batch_size", batch_size, 1), ("workers", workers, 0), ("actors", actors, 1),
+                        ("griffinlim_iters", griffinlim_iters, 1)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise EvalError(f"--{name.replace('_', '-')} must be an integer >= {lo} (got {v!r})")
+    if dtype not in ("float32", "bfloat16"):
+        raise EvalError(f"--dtype must be float32 or bfloat16 (got {dtype!r})")
+    dev = device
+    if device in (None, "auto"):
+        dev = "cuda" if torch.cuda.is_available() else "cpu"
+    elif str(device).startswith("cuda") and not torch.cuda.is_available() and engine == "local":
+        raise EvalError(f"--device {device}: CUDA is not available here; use --device cpu")
+    if dtype == "bfloat16" and not str(dev).startswith("cuda"):
+        raise EvalError("--dtype bfloat16 runs as CUDA autocast only; on CPU it was slower than float32 "
+                        "(REFERENCE §6) — use --dtype float32")
+    try:
+        from .longaudio import Windowing
+
+        Windowing(window, overlap, fade)
+        choice = resolve_models(model, vocoder)
+    except (ModelLoadError, ValueError) as exc:
+        raise EvalError(one_line(exc)) from None
+    settings = EvalSettings(model=model, vocoder=vocoder, enhancers=parse_enhancer_spec(enhancers), device=str(dev),
+                            dtype=dtype, seed=int(seed), window=window, overlap=overlap, fade=fade,
+                            griffinlim_iters=griffinlim_iters)
+    files = _list_files(audio)
+    identity = {**settings.identity(), "model": choice.vae, "vocoder": choice.vocoder,
+                "audio": sorted({str(Path(a).resolve()) if a != "demo" else "demo"
+                                 for a in (audio if isinstance(audio, (list, tuple)) else [audio])})}
+    out = Path(out) if out is not None else Path("evals") / _hash(identity)
+    out = out.expanduser().resolve()
+    inputs = [Path(a).expanduser().resolve() for a in (audio if isinstance(audio, (list, tuple)) else [audio])
+              if a != "demo"]
+    run = _prepare_out(out, identity, inputs)
+    items = _items(files)
+    done = _done_paths(out / "parts")
+    todo = [it for it in items if it["path"] not in done]
+    run_cols = {"run_hash": run["hash"], "model": choice.vae, "vocoder": choice.vocoder, "device": settings.device,
+                "dtype": dtype, "enhancers": ",".join(settings.enhancers), "seed": int(seed),
+                "windowing": f"{window}/{overlap}/{fade}"}
+    echo(f"eval: {len(items)} files, {len(items) - len(todo)} already done, {len(todo)} to do -> {out}")
+    echo(f"  {choice.describe()}; device {settings.device}, {dtype}, engine {engine}")
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(todo), unit="clip", desc="eval", disable=not progress, file=sys.stderr)
+    journal = _Journal(out, pause_after_batch)
+    t0 = time.perf_counter()
+    ev = None
+    try:
+        if todo and engine == "local":
+            ev = _run_local(settings, run_cols, todo, batch_size, workers, journal, bar)
+        elif todo:
+            _run_ray(settings, run_cols, todo, batch_size, workers, journal, bar,
+                     ray_address or os.environ.get("RAY_ADDRESS"), actors)
+    except ModelLoadError as exc:
+        raise EvalError(one_line(exc)) from None
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - t0
+    result = _finish(out, run, seconds, len(todo), ev, settings, echo)
+    rate = f"{len(todo) / seconds:.2f} clips/s, " if seconds > 0 and todo else ""
+    rt = f"{result.audio_s / seconds:.1f}x real time, " if seconds > 0 and todo else ""
+    echo(f"eval: {result.n_clips} clips ({result.n_rows} rows), {result.n_bad} bad files; {len(todo)} processed in "
+         f"{seconds:.1f} s ({rate}{rt.rstrip(', ')}) -> {result.results}, {result.results_csv}, {result.bad_files}, "
+         f"{result.summary}".replace(" ()", ""))
+    return result
+
+
+# ----------------------------------------------------------------------------------------------------------
+# CLI
+# ----------------------------------------------------------------------------------------------------------
+_EPILOG = """\
+enhancers: comma-separated registry names or presets, parameters after colons, e.g.
+  --enhancers seed_hybrid,contrast:factor=1.2,mel_shelf:shelf_db=3
+examples:
+  vaelib eval --audio my_corpus/ --out evals/my_corpus
+  vaelib eval --audio 'data/**/*.flac' --model cvssp/audioldm2 --vocoder hifigan --device cuda --dtype bfloat16 \\
+      --batch-size 32 --out evals/gpu
+  RAY_ADDRESS=ray://head:10001 vaelib eval --audio /shared/corpus --engine ray --actors 8 --device cuda --out /shared/ev
+The same command after an interruption resumes; other parameters with the same --out are refused.
+exit status: 0 ok, 2 bad input.
+"""
+
+
+def _cli(args) -> int:
+    try:
+        evaluate(args.audio, model=args.model, vocoder=args.vocoder, enhancers=args.enhancers, out=args.out,
+                 device=args.device, dtype=args.dtype, batch_size=args.batch_size, workers=args.workers,
+                 engine=args.engine, seed=args.seed, window=args.window, overlap=args.overlap, fade=args.fade,
+                 griffinlim_iters=args.griffinlim_iters, ray_address=args.ray_address, actors=args.actors,
+                 progress=not args.no_progress, pause_after_batch=args.pause_after_batch)
+    except EvalError as exc:
+        sys.stderr.write(f"error: {one_line(exc)}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("error: interrupted; finished batches are kept — rerun the same command to resume\n")
+        return 130
+    return 0
+
+
+def add_parser(subparsers, parser_class=argparse.ArgumentParser):
+    """Register ``vaelib eval`` (called by :func:`vaelib.cli.build_parser`)."""
+    p = subparsers.add_parser(
+        "eval", help="score a whole corpus (any length, resumable; local or Ray)",
+        description="Round-trip loss of every file of a corpus: one row per (clip, stage) with every metric of the "
+                    "baseline report, in Parquet and CSV, plus a summary and the list of unreadable files.",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--audio", required=True, metavar="PATH|GLOB|demo",
+                   help="audio file, folder (recursive), .lst list, glob, or 'demo'")
+    p.add_argument("--model", default="auto", metavar="auto|bundled|ID|PATH", help="VAE source (default: auto)")
+    p.add_argument("--vocoder", default="auto", metavar="auto|hifigan|griffinlim|PATH",
+                   help="vocoder (default: auto)")
+    p.add_argument("--enhancers", default=None, metavar="SPEC",
+                   help="enhancers to evaluate too: name[:key=value...],... (see below)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="run folder (default: evals/<hash of the parameters>); rerun to resume")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: auto)")
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
+                   help="bfloat16 = CUDA autocast (default: float32)")
+    p.add_argument("--batch-size", type=int, default=8, metavar="N", help="clips per batch / part file (default 8)")
+    p.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="threads decoding audio and computing metrics beside the model (default 0)")
+    p.add_argument("--engine", default="local", choices=("local", "ray"), help="local (default) or ray")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="Ray cluster for --engine ray (default: $RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--actors", type=int, default=1, metavar="N", help="Ray actors (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of stochastic enhancers (default 0)")
+    p.add_argument("--window", type=int, default=1024, metavar="FRAMES",
+                   help="window length in frames (default 1024 = the training length, 10.24 s)")
+    p.add_argument("--overlap", type=int, default=128, metavar="FRAMES", help="window overlap (default 128)")
+    p.add_argument("--fade", type=int, default=64, metavar="FRAMES", help="crossfade ramp (default 64)")
+    p.add_argument("--griffinlim-iters", type=int, default=32, metavar="N",
+                   help="Griffin-Lim iterations (default 32)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--pause-after-batch", type=float, default=0.0, help=argparse.SUPPRESS)
+    p.set_defaults(func=_cli)
+    return p
