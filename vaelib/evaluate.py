@@ -535,7 +535,7 @@ def _stage_order(df) -> list[str]:
     return fixed + sorted(s for s in seen if s not in fixed)
 
 
-def _finish(out: Path, run: dict, seconds: float, n_new: int, ev, settings, echo) -> EvalResult:
+def _finish(out: Path, run: dict, seconds: float, n_new: int, ev, settings, keep_worst: int) -> EvalResult:
     import pandas as pd
 
     parts = out / "parts"
@@ -558,7 +558,7 @@ def _finish(out: Path, run: dict, seconds: float, n_new: int, ev, settings, echo
     _atomic_write(paths["bad_csv"], lambda p: bad.to_csv(p, index=False))
     n_clips = int(df["path"].nunique()) if len(df) else 0
     audio_s = float(df.drop_duplicates("path")["duration_s"].sum()) if len(df) else 0.0
-    worst = _save_worst(out, df, ev, settings) if len(df) else []
+    worst = _save_worst(out, df, ev, settings, keep_worst) if len(df) and keep_worst else []
     summary = {
         "run_hash": run["hash"], "params": run["params"], "n_clips": n_clips, "n_rows": int(len(df)),
         "n_bad": int(len(bad)), "audio_hours": audio_s / 3600.0,
@@ -646,8 +646,8 @@ def _save_worst(out: Path, df, ev, settings, k: int = WORST_K) -> list[dict]:
 def evaluate(audio, *, model: str = "auto", vocoder: str = "auto", enhancers=None, out=None, device: str = "auto",
              dtype: str = "float32", batch_size: int = 8, workers: int = 0, engine: str = "local", seed: int = 0,
              window: int = 1024, overlap: int = 128, fade: int = 64, griffinlim_iters: int = 32,
-             ray_address: str | None = None, actors: int = 1, progress: bool = True, echo=print,
-             pause_after_batch: float = 0.0) -> EvalResult:
+             ray_address: str | None = None, actors: int = 1, keep_worst: int = WORST_K, progress: bool = True,
+             echo=print, pause_after_batch: float = 0.0) -> EvalResult:
     """Score a corpus through the round trip and write the run folder (see the module docstring).
 
     Parameters
@@ -676,6 +676,8 @@ def evaluate(audio, *, model: str = "auto", vocoder: str = "auto", enhancers=Non
         Ray cluster address for ``engine="ray"`` (default: ``$RAY_ADDRESS``, else a local Ray).
     actors : int
         Ray actors (each loads the models once; one GPU each when ``device`` is CUDA).
+    keep_worst : int
+        Keep audio excerpts of this many worst clips (recomputed at the end) for ``vaelib report --from-eval``.
     progress : bool
         Show a progress bar (clips/s and ETA).
     echo : callable
@@ -694,7 +696,7 @@ def evaluate(audio, *, model: str = "auto", vocoder: str = "auto", enhancers=Non
     if engine not in ("local", "ray"):
         raise EvalError(f"--engine must be 'local' or 'ray' (got {engine!r})")
     for name, v, lo in (("batch_size", batch_size, 1), ("workers", workers, 0), ("actors", actors, 1),
-                        ("griffinlim_iters", griffinlim_iters, 1)):
+                        ("griffinlim_iters", griffinlim_iters, 1), ("keep_worst", keep_worst, 0)):
         if isinstance(v, bool) or not isinstance(v, int) or v < lo:
             raise EvalError(f"--{name.replace('_', '-')} must be an integer >= {lo} (got {v!r})")
     if dtype not in ("float32", "bfloat16"):
@@ -751,7 +753,7 @@ def evaluate(audio, *, model: str = "auto", vocoder: str = "auto", enhancers=Non
     finally:
         bar.close()
     seconds = time.perf_counter() - t0
-    result = _finish(out, run, seconds, len(todo), ev, settings, echo)
+    result = _finish(out, run, seconds, len(todo), ev, settings, keep_worst)
     rate = f"{len(todo) / seconds:.2f} clips/s, " if seconds > 0 and todo else ""
     rt = f"{result.audio_s / seconds:.1f}x real time, " if seconds > 0 and todo else ""
     echo(f"eval: {result.n_clips} clips ({result.n_rows} rows), {result.n_bad} bad files; {len(todo)} processed in "
@@ -782,7 +784,7 @@ def _cli(args) -> int:
                  device=args.device, dtype=args.dtype, batch_size=args.batch_size, workers=args.workers,
                  engine=args.engine, seed=args.seed, window=args.window, overlap=args.overlap, fade=args.fade,
                  griffinlim_iters=args.griffinlim_iters, ray_address=args.ray_address, actors=args.actors,
-                 progress=not args.no_progress, pause_after_batch=args.pause_after_batch)
+                 keep_worst=args.keep_worst, progress=not args.no_progress, pause_after_batch=args.pause_after_batch)
     except EvalError as exc:
         sys.stderr.write(f"error: {one_line(exc)}\n")
         return 2
@@ -825,6 +827,8 @@ def add_parser(subparsers, parser_class=argparse.ArgumentParser):
     p.add_argument("--fade", type=int, default=64, metavar="FRAMES", help="crossfade ramp (default 64)")
     p.add_argument("--griffinlim-iters", type=int, default=32, metavar="N",
                    help="Griffin-Lim iterations (default 32)")
+    p.add_argument("--keep-worst", type=int, default=WORST_K, metavar="N",
+                   help=f"keep audio excerpts of the N worst clips for 'vaelib report --from-eval' (default {WORST_K})")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--pause-after-batch", type=float, default=0.0, help=argparse.SUPPRESS)
     p.set_defaults(func=_cli)

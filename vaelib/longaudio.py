@@ -227,14 +227,14 @@ class RoundTrip:
     def latency_frames(self) -> int:
         """Most frames of input that can arrive after a frame before its output is emitted (algorithmic latency).
 
-        Output comes in pieces of ``hop`` frames: with a vocoder, the piece ending at ``crossover(s) - fade / 2``
-        is emitted once the VAE window after the next one has run, so the first frame of a piece waits
-        ``2 * hop + overlap / 2 + fade / 2`` frames (18.88 s with the defaults), its last frame ``hop`` frames
-        less. Mels only: one ``hop`` less. Compute time comes on top.
+        Output comes in pieces of about ``hop`` frames. With a vocoder, vocoder chunk ``j`` runs once VAE window
+        ``j + 1`` has, i.e. once the input passes ``s_{j+1} + window``; the first frame of the first piece waits
+        longest: ``window + hop = 2 * hop + overlap`` frames (19.2 s with the defaults; later pieces' first frames
+        ``(overlap - fade) / 2`` frames less, their last frames about ``hop`` less). Mels only: ``window``
+        frames. Compute time comes on top.
         """
         w = self.win
-        tail = w.overlap // 2 + w.fade // 2
-        return (2 * w.hop + tail) if self.vocoder is not None else (w.hop + tail)
+        return w.window + w.hop if self.vocoder is not None else w.window
 
     @property
     def latency_samples(self) -> int:

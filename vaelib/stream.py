@@ -6,10 +6,10 @@ output of a stream equals :func:`vaelib.longaudio.reconstruct_long` of the whole
 whatever the block sizes (tested).
 
 Latency: output comes in pieces of ``hop`` frames; a sample is emitted at most :attr:`Streamer.latency_s` after
-it arrived (``2 * hop + overlap / 2 + fade / 2`` frames: 18.88 s with the default 10.24 s windows, at least
-``hop`` frames less for the last sample of a piece), plus the compute time of one window and one vocoder chunk.
-Smaller windows lower it (``Windowing(256, 32, 16)``: 4.72 s) at the price of windows shorter than the model was
-trained on. Real-time factors are in ``benchmarks/README.md``.
+it arrived (``window + hop`` frames: 19.2 s with the default 10.24 s windows; about ``hop`` frames less for the
+last sample of a piece), plus the compute time of one window and one vocoder chunk. Smaller windows lower it
+(``Windowing(256, 32, 16)``: 4.8 s) at the price of windows shorter than the model was trained on.
+Real-time factors are in ``benchmarks/README.md``.
 
 Level: the training normalisation (mean removed, peak 0.5) needs the whole signal, which a stream does not have.
 Pass ``gain`` so that the stream peaks near 0.5 (e.g. ``0.5 / expected_peak``); the output is divided by it again.
