@@ -202,8 +202,10 @@ def test_fresh_venv_with_only_the_wheel_runs_the_library_then_the_report_from_an
     assert core["stages"] == ["input", "mel_projection", "vae", "seed_frequency"]
     assert core["vae_len"] == core["in_len"] and 0 < core["lsd"] < 10
     assert not any(core["importable"].values()), core["importable"]
-    done, log = _run([str(venv / "bin" / "vaelib"), "report", "--list-params"], empty, env)
+    # ... and `vaelib report` says in one line which extra it needs, before it creates anything.
+    done, log = _run([str(venv / "bin" / "vaelib"), "report", "--audio", "demo", "--out", "run0"], empty, env)
     assert done.returncode == 2 and "vaelib[report]" in done.stderr and "Traceback" not in done.stderr, log
+    assert len(done.stderr.strip().splitlines()) == 1 and not (empty / "run0").exists(), log
 
     # With the report extra: `vaelib report` from an empty folder, notebooks shipped in the package.
     done, log = _run([*pip, f"{wheel}[report]"], empty, env)
