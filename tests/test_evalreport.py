@@ -1,0 +1,69 @@
+"""The corpus view of an eval run: built from the table, inert (hostile clip names stay text)."""
+
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from vaelib.evalreport import write_eval_report
+
+SR = 16000
+HOSTILE = ["<img src=x onerror=alert(1)>.wav", "[a](javascript:alert(1)).wav"]
+
+
+class _Scan(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags, self.attrs, self.text = [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.attrs.extend((tag, k, v or "") for k, v in attrs)
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+@pytest.fixture(scope="module")
+def eval_dir(tmp_path_factory):
+    from vaelib.evaluate import evaluate
+
+    root = tmp_path_factory.mktemp("hostile") / "corpus"
+    (root / "<b>cat").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i, name in enumerate(HOSTILE):
+        sf.write(root / "<b>cat" / name, (0.2 * rng.standard_normal(SR // 2 + 100 * i)).astype(np.float32), SR)
+    (root / "<script>x.wav").write_bytes(b"not audio")
+    out = root.parent / "run"
+    evaluate(root, out=out, model="bundled", vocoder="griffinlim", griffinlim_iters=2, device="cpu", keep_worst=2,
+             progress=False, echo=lambda s: None)
+    return out
+
+
+def test_report_is_inert_and_shows_names_as_text(eval_dir):
+    page = write_eval_report(eval_dir)
+    html = page.read_text()
+    scan = _Scan()
+    scan.feed(html)
+    assert "script" not in scan.tags
+    assert not [a for a in scan.attrs if a[1].lower().startswith("on")]
+    assert not [a for a in scan.attrs if a[1] in ("href", "src") and not a[2].startswith("data:")]
+    assert "javascript:" not in " ".join(a[2] for a in scan.attrs).lower()
+    assert scan.tags.count("audio") >= 4 and "img" in scan.tags
+    text = "".join(scan.text)
+    for name in HOSTILE:
+        assert name in text  # shown, as text
+    assert "<b>cat" in text and "<script>x.wav" in text
+    assert '<meta http-equiv="Content-Security-Policy"' in html.split("</head>")[0]
+
+
+def test_report_sections_and_refusals(eval_dir, tmp_path):
+    page = write_eval_report(eval_dir, tmp_path / "r")
+    html = page.read_text()
+    for heading in ("Distributions per stage", "Per category", "Worst clips", "Unreadable files (1)"):
+        assert heading in html
+    with pytest.raises(FileExistsError):
+        write_eval_report(eval_dir, tmp_path / "r")
+    with pytest.raises(FileNotFoundError, match="results.parquet"):
+        write_eval_report(tmp_path)
