@@ -4,7 +4,7 @@
     python benchmarks/bench_roundtrip.py --no-real-size      # skip the 55 M-parameter random-weight models
     python benchmarks/bench_roundtrip.py --device cuda
 
-Real-size models are random-weight AutoencoderKL / SpeechT5HifiGan with AudioLDM2's configs (REFERENCE §2):
+Real-size models are random-weight AutoencoderKL / SpeechT5HifiGan with AudioLDM2's configs (docs/reference.md §2):
 timings, not quality. Nothing is downloaded.
 """
 

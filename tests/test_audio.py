@@ -10,7 +10,7 @@ SR = 16000
 
 
 def reference_logmel(x, sr=16000, n_fft=1024, hop=160, n_mels=64, fmin=0.0, fmax=8000.0):
-    """REFERENCE §1 computed independently in plain numpy: reflect pad, periodic Hann, |rfft|, mel, ln clamp."""
+    """docs/reference.md §1 computed independently in plain numpy: reflect pad, periodic Hann, |rfft|, mel, ln clamp."""
     import librosa
 
     pad = (n_fft - hop) // 2
@@ -154,3 +154,20 @@ def test_find_audio(tmp_path):
 def test_public_api():
     for name in ("load_audio", "normalize", "MelConfig", "wav_to_mel", "load_vae", "load_vocoder", "reconstruct"):
         assert hasattr(vaelib, name)
+
+
+def test_audio_list_round_trips_any_file_name(tmp_path):
+    import soundfile as sf
+
+    from vaelib.audio import find_audio, write_audio_list
+
+    names = ["plain.wav", "new\nline.wav", " edge .wav", "#hash.wav", '"quoted".wav', "uni\u2028sep.wav"]
+    for n in names:
+        sf.write(tmp_path / n, np.zeros(1600, np.float32), 16000)
+    lst = write_audio_list(tmp_path / "in.lst", [tmp_path / n for n in names])
+    assert sorted(p.name for p in find_audio(lst)) == sorted(names)
+    with pytest.raises(FileExistsError):
+        write_audio_list(lst, [])
+    (tmp_path / "bad.lst").write_text('"unterminated.wav\n')
+    with pytest.raises(ValueError, match="line 1: an entry starting with a double quote"):
+        find_audio(tmp_path / "bad.lst")

@@ -19,6 +19,7 @@ digital silence (log-mel -11.5129).
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from functools import lru_cache
 from pathlib import Path
@@ -37,6 +38,7 @@ __all__ = [
     "pad_to_multiple",
     "wav_to_mel",
     "find_audio",
+    "write_audio_list",
 ]
 
 #: File extensions :func:`find_audio` treats as audio (anything libsndfile reads).
@@ -52,7 +54,7 @@ LOG_CLAMP = 1e-5
 class MelConfig:
     """Parameters of the log-mel front end.
 
-    Defaults are AudioLDM2's 16 kHz configuration (REFERENCE §1). Use :meth:`audioldm2` or :meth:`audioldm_48k`
+    Defaults are AudioLDM2's 16 kHz configuration (docs/reference.md §1). Use :meth:`audioldm2` or :meth:`audioldm_48k`
     for the named presets.
 
     Attributes
@@ -384,13 +386,43 @@ def find_audio(source, demo_split: str = "eval"):
     return [path]
 
 
+def _list_entry(path) -> str:
+    """One ``.lst`` line for ``path``: as is, or as a JSON string when it could be misread (a newline or other line
+    break, leading/trailing spaces, a leading ``#`` or ``"``)."""
+    text = str(path)
+    plain = text == text.strip() and not text.startswith(("#", '"')) and "\n" not in text and "\r" not in text
+    return text if plain else json.dumps(text, ensure_ascii=False)
+
+
+def write_audio_list(list_file, paths) -> Path:
+    """Write a ``.lst`` list file naming ``paths`` (refuses to overwrite); any file name survives the round trip
+    through :func:`find_audio` (names with line breaks are written as JSON strings)."""
+    list_file = Path(list_file)
+    if list_file.exists():
+        raise FileExistsError(f"refusing to overwrite {list_file}")
+    list_file.write_text("".join(_list_entry(p) + "\n" for p in paths), encoding="utf-8")
+    return list_file
+
+
 def _read_audio_list(list_file: Path, demo_split: str) -> list[Path]:
-    """Files named by a ``.lst`` list file (see :func:`find_audio`)."""
+    """Files named by a ``.lst`` list file (see :func:`find_audio`).
+
+    One entry per line (``\\n``-separated); blank lines and ``#`` comments are skipped; an entry starting with
+    ``"`` is a JSON string (how :func:`write_audio_list` writes names holding line breaks or edge spaces).
+    """
     out = []
-    for lineno, line in enumerate(list_file.read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, line in enumerate(list_file.read_text(encoding="utf-8").split("\n"), start=1):
         entry = line.strip()
         if not entry or entry.startswith("#"):
             continue
+        if entry.startswith('"'):
+            try:
+                entry = json.loads(entry)
+            except ValueError:
+                entry = None
+            if not isinstance(entry, str):
+                raise ValueError(f"{list_file.name} line {lineno}: an entry starting with a double quote must be one "
+                                 'JSON string, e.g. "my clip.wav"')
         item = Path(entry).expanduser()
         if not item.is_absolute():
             item = list_file.parent / item

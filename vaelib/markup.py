@@ -30,7 +30,7 @@ CSP = ("default-src 'none'; script-src 'none'; object-src 'none'; base-uri 'none
 # Characters with a meaning in CommonMark / GFM inline syntax (emphasis, links, code, autolinks, tables,
 # headings, lists, HTML entities). Each is replaced by its numeric HTML entity, which Markdown renders as the
 # literal character and never as syntax.
-_MD_SPECIAL = re.compile(r"[\\`*_{}\[\]()#+\-.!|~:]")
+_MD_SPECIAL = re.compile(r"[&<>\"'\\`*_{}\[\]()#+\-.!|~:]")
 
 
 def csp_meta() -> str:
@@ -51,7 +51,7 @@ def md_text(value) -> str:
     shows ``[a](javascript:x)`` as text with no link.
     """
     text = " ".join(str(value).split())
-    text = html.escape(text, quote=True)  # & < > " ' first, so the entities below are not double-escaped
+    # one pass, so no entity is escaped twice; decimal references (mistune does not decode hex ones)
     return _MD_SPECIAL.sub(lambda m: f"&#{ord(m.group(0))};", text)
 
 

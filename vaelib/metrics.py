@@ -4,8 +4,8 @@ Two families live here:
 
 * **Seed metrics** (:func:`snr_db`, :func:`correlation`, :func:`band_retention_claims`) reproduce the previous
   report's rules exactly. They are *phase-sensitive*: a vocoder re-creates phase, so a resynthesis that sounds
-  identical can score ≈0 dB SNR and ≈0 correlation (REFERENCE §3). They are kept for continuity only.
-* **Magnitude metrics** the field uses (REFERENCE §4): log-spectral distance (:func:`lsd`, :func:`lsd_lf`,
+  identical can score ≈0 dB SNR and ≈0 correlation (docs/reference.md §3). They are kept for continuity only.
+* **Magnitude metrics** the field uses (docs/reference.md §4): log-spectral distance (:func:`lsd`, :func:`lsd_lf`,
   :func:`lsd_hf`), multi-resolution STFT distance (:func:`mrstft`), scale-invariant SDR (:func:`si_sdr`),
   per-band energy ratios (:func:`band_energy_ratio`), per-band log-mel error in dB (:func:`mel_band_error_db`)
   and a noise-likeness check of "restored" high-band content (:func:`hf_flatness`,
@@ -68,7 +68,7 @@ BANDS: dict[str, tuple[float, float]] = {
     "high": (HIGH_BAND_HZ, 8000.0),
 }
 
-#: Default mrSTFT resolutions ``(n_fft, hop)`` (REFERENCE §4).
+#: Default mrSTFT resolutions ``(n_fft, hop)`` (docs/reference.md §4).
 MRSTFT_RESOLUTIONS = ((512, 128), (1024, 256), (2048, 512))
 
 #: The seed's band edges for :func:`band_retention_claims`: ``<500``, ``500–4000``, ``>=4000`` Hz.
@@ -167,7 +167,7 @@ def snr_db(ref, est) -> float:
         SNR = 10 * log10( mean(o**2) / (mean((o - r)**2) + 1e-10) )
 
     with ``o = ref`` (original), ``r = est`` (reconstruction), means over samples after truncating both to the
-    common length. Source: the seed author's scripts (REFERENCE §3). Any vocoder re-creates phase, so a
+    common length. Source: the seed author's scripts (docs/reference.md §3). Any vocoder re-creates phase, so a
     resynthesis that sounds identical scores ≈0 dB (a one-sample delay of white noise scores −3 dB); use
     :func:`lsd` / :func:`mrstft` as headline numbers.
 
@@ -193,7 +193,7 @@ def correlation(ref, est) -> float:
         rho = sum((o - mean(o)) * (r - mean(r))) / sqrt( sum((o - mean(o))**2) * sum((r - mean(r))**2) )
 
     after truncating both to the common length (``numpy.corrcoef``'s definition, as in the seed scripts,
-    REFERENCE §3). Returns ``0.0`` when either signal is constant (the coefficient is undefined there).
+    docs/reference.md §3). Returns ``0.0`` when either signal is constant (the coefficient is undefined there).
 
     Parameters
     ----------
@@ -224,7 +224,7 @@ def band_retention_claims(ref, est, sr: int = 16000, n: int = 8192) -> dict[str,
     over the bands ``low`` (f < 500 Hz), ``mid`` (500 <= f < 4000 Hz) and ``high`` (f >= 4000 Hz), with
     ``o = ref``, ``r = est``, **magnitudes, not energies**, and only the first ``n`` samples (0.51 s at
     16 kHz) of the signals after truncation to the common length; shorter signals use all their samples.
-    Source: the seed author's scripts (REFERENCE §3). Implementation note: bins are those of
+    Source: the seed author's scripts (docs/reference.md §3). Implementation note: bins are those of
     ``numpy.fft.rfft`` (non-negative frequencies); a full two-sided FFT gives the same ratios up to the
     single-counted DC and Nyquist bins. It counts added noise as "retained" content and, looking at the
     first half-second only, is not a measure of the whole clip — see :func:`band_energy_ratio` and
@@ -373,7 +373,7 @@ def lsd(ref, est, sr: int = 16000, n_fft: int | None = None, hop: int | None = N
     uniform 20 dB gain error gives LSD = 2.0. Source: haoheliu/ssr_eval ``ssr_eval/metrics.py``
     (``AudioMetrics.lsd`` and ``wav_to_spectrogram``; the eps placement above was checked against that code:
     ``log10(target**2 / ((est + EPS) ** 2) + EPS)`` with ``EPS = 1e-12``), used by NVSR (Liu et al. 2022) and
-    REFERENCE §4. Defaults ``n_fft = int(2048 / (44100 / sr))`` (743 at 16 kHz) and ``hop = int(sr / 100)``
+    docs/reference.md §4. Defaults ``n_fft = int(2048 / (44100 / sr))`` (743 at 16 kHz) and ``hop = int(sr / 100)``
     (160) are ssr_eval's. Published LSD numbers disagree mainly through log base, n_fft and cutoff, hence
     the arguments.
 
@@ -415,7 +415,7 @@ def lsd(ref, est, sr: int = 16000, n_fft: int | None = None, hop: int | None = N
 def lsd_lf(ref, est, sr: int = 16000, cutoff: float = HIGH_BAND_HZ, **kwargs) -> float:
     """LSD over the bins below ``cutoff``: ``lsd(ref, est, sr, band=(0, cutoff), **kwargs)``.
 
-    See :func:`lsd` for the formula and source (REFERENCE §4: LSD-LF with a 4 kHz cutoff at 16 kHz).
+    See :func:`lsd` for the formula and source (docs/reference.md §4: LSD-LF with a 4 kHz cutoff at 16 kHz).
     """
     return lsd(ref, est, sr=sr, band=(0.0, cutoff), **kwargs)
 
@@ -423,7 +423,7 @@ def lsd_lf(ref, est, sr: int = 16000, cutoff: float = HIGH_BAND_HZ, **kwargs) ->
 def lsd_hf(ref, est, sr: int = 16000, cutoff: float = HIGH_BAND_HZ, **kwargs) -> float:
     """LSD over the bins from ``cutoff`` to Nyquist: ``lsd(ref, est, sr, band=(cutoff, sr/2 + 1), **kwargs)``.
 
-    See :func:`lsd` for the formula and source (REFERENCE §4: LSD-HF with a 4 kHz cutoff at 16 kHz — the
+    See :func:`lsd` for the formula and source (docs/reference.md §4: LSD-HF with a 4 kHz cutoff at 16 kHz — the
     band the project is about).
     """
     return lsd(ref, est, sr=sr, band=(cutoff, _check_sr(sr) / 2 + 1), **kwargs)
@@ -444,7 +444,7 @@ def mrstft(ref, est, resolutions=MRSTFT_RESOLUTIONS, eps: float = 1e-7, return_p
     window of ``win_length`` (default ``n_fft``), ``center=True`` with reflect padding; magnitudes are
     ``sqrt(max(re² + im², eps))`` — the power is clamped at ``eps`` (Parallel WaveGAN's ``stft`` helper,
     kan-bayashi/ParallelWaveGAN ``parallel_wavegan/losses/stft_loss.py``, ``eps = 1e-7``), i.e. the magnitude
-    floor is ``sqrt(eps)`` (it applies to both terms). Resolutions are REFERENCE §4's choice; Parallel
+    floor is ``sqrt(eps)`` (it applies to both terms). Resolutions are docs/reference.md §4's choice; Parallel
     WaveGAN itself used ``(n_fft, hop, win_length)`` = (1024, 120, 600), (2048, 240, 1200), (512, 50, 240).
     Phase-blind; 0 for identical signals; ``est = 2·ref`` gives ``L_sc = 1`` and ``L_mag = ln 2`` exactly
     (away from the floor).
@@ -558,7 +558,7 @@ def hf_flatness(x, sr: int = 16000, band=(HIGH_BAND_HZ, 8000.0), nperseg: int = 
     over the Welch bins ``k`` with ``lo <= f < hi`` (a band reaching Nyquist includes it); ``P`` is floored
     at ``floor · max(P)`` to avoid ``log 0``. Definition: Gray & Markel (1974) / Johnston (1988) spectral
     flatness, as ``librosa.feature.spectral_flatness`` computes per frame; here on the whole-clip Welch PSD
-    (Hann, ``nperseg``, 50 % overlap). ≈1 for white noise, ≈0 for a few sinusoids. REFERENCE §4: a
+    (Hann, ``nperseg``, 50 % overlap). ≈1 for white noise, ≈0 for a few sinusoids. docs/reference.md §4: a
     noise-likeness check for the high band.
 
     Parameters
@@ -606,7 +606,7 @@ def added_hf_flatness(ref, est, sr: int = 16000, band=(HIGH_BAND_HZ, 8000.0), np
     Near 1: what was added is spread evenly like white noise over the band (an enhancer that "restores"
     the high band by injecting noise, which the seed's retention counted as content). Near 0: the added
     energy sits in a few bins (tonal, or only part of the band) — bins where ``est`` has *less* energy than
-    ``ref`` are floored and pull the value down too. REFERENCE §4 ("a noise-likeness check for restored
+    ``ref`` are floored and pull the value down too. docs/reference.md §4 ("a noise-likeness check for restored
     high band"); the definition is this project's.
 
     Read it only when ``est`` adds substantial high-band energy (``band_energy_ratio(...)["high"]`` well
@@ -741,7 +741,7 @@ def mel_band_error_db_logmel(ref_logmel, est_logmel, cfg=None, bands=BANDS) -> d
               = (20 / ln 10) * mean_{batch, t, m in b} | L_ref - L_est |
 
     where ``P = exp(2L)`` is the power of the mel magnitude ``exp(L)`` and ``b`` the mel bins whose centre
-    frequency lies in ``[lo, hi)`` (``cfg.band_mask``). Source: REFERENCE §4, after AudioCraft's
+    frequency lies in ``[lo, hi)`` (``cfg.band_mask``). Source: docs/reference.md §4, after AudioCraft's
     relative-volume-per-band idea (facebookresearch/audiocraft ``audiocraft/metrics/rvm.py``,
     ``RelativeVolumeMel``). Differences from AudioCraft's RVM, deliberate: RVM measures the level of the
     *difference* ``|z_ref − z_est|`` relative to ``z_ref`` (clamped to ±25 dB, after normalising both by the

@@ -303,7 +303,7 @@ class LatentVAE:
     """An AudioLDM-style mel VAE with the scaling that the diffusion model sees.
 
     ``encode``: ``z = posterior.mode() * scaling_factor`` (or ``.sample()`` with a seed);
-    ``decode``: ``mel = decoder(z / scaling_factor)`` (REFERENCE §2). Inputs and outputs are natural-log mels
+    ``decode``: ``mel = decoder(z / scaling_factor)`` (docs/reference.md §2). Inputs and outputs are natural-log mels
     ``(batch, 1, time, n_mels)``, time a multiple of 4.
 
     Attributes

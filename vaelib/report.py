@@ -855,7 +855,9 @@ def run_report(audio=None, model=None, vocoder=None, params: Mapping | None = No
 
     run_dir.mkdir(parents=True, exist_ok=True)
     if plan.skipped:
-        (run_dir / AUDIO_LIST_NAME).write_text("".join(f"{p}\n" for p in plan.audio_files), encoding="utf-8")
+        from .audio import write_audio_list
+
+        write_audio_list(run_dir / AUDIO_LIST_NAME, plan.audio_files)
     echo(f"run folder: {run_dir}")
     status: dict[str, str] = {}
     pages: dict[str, Path] = {}

@@ -6,8 +6,9 @@ headless (``interactive=False``: ``render`` once, display the result statically)
 (:func:`build_widgets`: a method dropdown, a gain slider and the controls each method needs, re-rendering into an
 ``Output`` on every change). Tests drive the widgets by setting ``.value`` — no browser needed.
 
-Audio players use ``IPython.display.Audio(..., normalize=False)`` with the data clipped to [-1, 1], so a gain
-change stays audible (``normalize=True`` would peak-normalise it away).
+Audio players use ``IPython.display.Audio(..., normalize=False)``, so a gain change stays audible
+(``normalize=True`` would peak-normalise it away); a waveform beyond ±1 is attenuated to peak 1 (never clipped) and
+its label says by how many dB (:func:`audio_html`).
 """
 
 from __future__ import annotations
@@ -288,8 +289,10 @@ class EnhanceExplorer(W.VBox):
     def __init__(self, ctx: RenderContext, state: RenderState, show: bool = True):
         self.ctx, self.show, self.result, self.error = ctx, show, None, None
         style = {"description_width": "70px"}
-        self.method = W.Dropdown(options=list(_enhance.ENHANCERS), value=state.method, description="method",
-                                 style=style)
+        from .params import specs
+
+        methods = specs("enhance")["method"].choices()  # the latent-stage enhancers, as the schema accepts them
+        self.method = W.Dropdown(options=methods, value=state.method, description="method", style=style)
 
         def slider(name, value, step):
             p = _param_spec(name)
@@ -328,3 +331,108 @@ class EnhanceExplorer(W.VBox):
             # capture routes messages by msg_id, which hangs papermill/nbclient after the cell finishes
             # (nteract/papermill#723); a plain state update renders the same in Jupyter and headless.
             self.out.outputs = display_outputs(self.result, self.error)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# notebook 04: the learned-restorer explorer (restorer choice + strength), same pattern as the explorer above
+# ----------------------------------------------------------------------------------------------------------
+def restorer_names() -> list[str]:
+    """The registered learned restorers (``learned``, ``learned_cond`` and any added with ``restore.register``)."""
+    return [name for name, e in _enhance.ENHANCERS.items() if getattr(e, "restorer", False)]
+
+
+@dataclasses.dataclass(frozen=True)
+class RestorerState:
+    """What the restorer explorer shows: ``restorer``, its ``strength`` (0 = plain VAE), the audio ``category``
+    a conditional restorer is given (``auto``: inferred from the mel) and the ``clip`` index."""
+
+    restorer: str = "learned"
+    strength: float = 1.0
+    category: str = "auto"
+    clip: int = 0
+
+    @property
+    def method(self) -> str:
+        return self.restorer
+
+    def params(self) -> dict:
+        """The validated enhancer parameters (one-line ``ValueError`` when out of range)."""
+        takes = {p.name for p in _enhance.get(self.restorer).params}
+        raw = {"strength": self.strength, **({"category": self.category} if "category" in takes else {})}
+        return _enhance.validate_params(self.restorer, raw)
+
+
+def render_restorer(state: RestorerState, ctx: RenderContext) -> RenderResult:
+    """Render one restorer setting on one clip: restore the decoded log-mel, vocode, score, plot. Pure.
+
+    Same outputs as :func:`render` (figure, metrics table VAE only vs. restored, players), for mel-stage
+    restorers acting on the plain VAE's decoded log-mel ``ctx.vae_mels``.
+    """
+    import torch
+
+    from .pipeline import vocode
+    from .plots import render_figure
+
+    if not 0 <= state.clip < len(ctx.names):
+        raise ValueError(f"clip index {state.clip} out of range: {len(ctx.names)} clip(s) loaded "
+                         f"(0..{len(ctx.names) - 1})")
+    if state.restorer not in restorer_names():
+        raise ValueError(f"unknown restorer {state.restorer!r}; accepted: {', '.join(restorer_names())}")
+    params = state.params()
+    i = state.clip
+    cfg = ctx.vae.mel_config
+    vae_mel = torch.from_numpy(np.ascontiguousarray(ctx.vae_mels[i]))[None, None]
+    mel_t = _enhance.apply(state.restorer, vae_mel, params).float()
+    mel = mel_t[0, 0].cpu().numpy()
+    wave = vocode(ctx.vocoder, mel_t)[0] if ctx.vocoder is not None else None
+    ref_wave, ref_mel = ctx.waves[i], ctx.input_mels[i]
+    vae_wave = ctx.vae_waves[i] if ctx.vocoder is not None else None
+    table = pd.DataFrame([_metric_row(ref_wave, vae_wave, ref_mel, ctx.vae_mels[i], ctx.sr, cfg),
+                          _metric_row(ref_wave, wave, ref_mel, mel, ctx.sr, cfg)], index=["VAE only", "restored"])
+    if wave is None:
+        table = table[[label for label, source, _ in METRIC_COLUMNS if source == "mel"]]
+    result = RenderResult(state=state, params=params, mel=mel, wave=wave, figure=None, metrics=table, audio_html="")
+    waves = [("input", ref_wave), ("VAE only", vae_wave), ("restored", wave)] if wave is not None else None
+    result.figure = render_figure(ref_mel, ctx.vae_mels[i], mel, waves=waves, sr=ctx.sr, cfg=cfg,
+                                  title=f"{ctx.names[i]} — {result.title}")
+    if wave is not None:
+        result.audio_html = audio_html(waves, ctx.sr)
+    return result
+
+
+class RestorerExplorer(W.VBox):
+    """ipywidgets explorer of notebook 04: ``.restorer`` dropdown, ``.strength`` slider, ``.category`` (shown for
+    conditional restorers), ``.clip``; ``.out`` the output area, ``.result`` the last :class:`RenderResult`."""
+
+    def __init__(self, ctx: RenderContext, state: RestorerState | None = None, show: bool = True):
+        state = state or RestorerState()
+        self.ctx, self.show, self.result, self.error = ctx, show, None, None
+        style = {"description_width": "70px"}
+        self.restorer = W.Dropdown(options=restorer_names(), value=state.restorer, description="restorer",
+                                   style=style)
+        self.strength = W.FloatSlider(value=state.strength, min=0.0, max=1.0, step=0.05, description="strength",
+                                      continuous_update=False, readout_format=".2f", style=style)
+        cats = _enhance.get("learned_cond").params[1].choices
+        self.category = W.Dropdown(options=list(cats), value=state.category, description="type", style=style)
+        self.clip = W.Dropdown(options=[(n, i) for i, n in enumerate(ctx.names)], value=state.clip,
+                               description="clip", style=style)
+        self.out = W.Output()
+        super().__init__([W.HBox([self.restorer, self.clip]), W.HBox([self.strength, self.category]), self.out])
+        for c in (self.restorer, self.strength, self.category, self.clip):
+            c.observe(self._update, names="value")
+        self._update()
+
+    def state(self) -> RestorerState:
+        """The :class:`RestorerState` the controls currently describe."""
+        return RestorerState(restorer=self.restorer.value, strength=float(self.strength.value),
+                             category=self.category.value, clip=int(self.clip.value))
+
+    def _update(self, change=None):
+        takes = {p.name for p in _enhance.get(self.restorer.value).params}
+        self.category.layout.display = None if "category" in takes else "none"
+        try:
+            self.result, self.error = render_restorer(self.state(), self.ctx), None
+        except ValueError as exc:
+            self.error = " ".join(str(exc).split())
+        if self.show:
+            self.out.outputs = display_outputs(self.result, self.error)  # no capture: see EnhanceExplorer._update

@@ -25,7 +25,7 @@ __all__ = ["CLAIMS", "claims_changes", "claims_comparison_table", "enhance_compa
            "claims_rule_notes", "reuse_claims_scores"]
 
 #: The seed report's headline numbers (the seed report ``seed/000_78df48b8cc3b6e3c.txt``, "实验结果": step 1
-#: "VAE-only重建质量" and the step 2 table "Latent增强结果"; definitions in REFERENCE §3). Step 1: SNR and
+#: "VAE-only重建质量" and the step 2 table "Latent增强结果"; definitions in docs/reference.md §3). Step 1: SNR and
 #: correlation of the VAE-only reconstruction, band "retention" in percent. Step 2: change relative to
 #: VAE-only — SNR in dB, high band (>= 4 kHz) retention difference × 100 (percentage points), correlation.
 #: Measured with the seed's CLAP 48 kHz front end on cvssp/audioldm2-music, one clip, unseeded noise.

@@ -53,12 +53,13 @@ def why_disagree(summary: dict, vocoder_name: str = "the vocoder") -> str:
             f"{vs:.2f} dB / {vc:.3f} after the VAE is real, and the magnitude metrics agree: {stage_part}.")
 
 
-def _share_words(share: float, where: str) -> str:
+def _share_words(share: float, band: str) -> str:
     if not math.isfinite(share):
-        return f"adds nothing measurable {where}"
+        return f"adds nothing measurable to the {band} distance"
     if share > 0.005:
-        return f"adds {share:.0%} of the round trip's distance {where}"
-    return f"adds no distance of its own {where} (share {share:+.0%}: the round trip scores as close or closer)"
+        return f"adds {share:.0%} of the round trip's {band} distance"
+    return (f"adds no {band} distance of its own (share {share:+.0%}: the round trip scores as close to the input as "
+            "the vocoder alone, or closer)")
 
 
 def attribution_sentences(summary: dict) -> list[str]:
@@ -70,11 +71,12 @@ def attribution_sentences(summary: dict) -> list[str]:
     out = []
     hf, lf = summary.get("vae_share_lsd_hf", math.nan), summary.get("vae_share_lsd_lf", math.nan)
     if "vae_lsd_hf" in summary and "projection_lsd_hf" in summary:
-        out.append(f"Above 4 kHz the VAE {_share_words(hf, 'there')}: LSD-HF {fmt_num(summary['projection_lsd_hf'])} "
-                   f"with the vocoder alone, {fmt_num(summary['vae_lsd_hf'])} through the VAE.")
+        out.append(f"Above 4 kHz the VAE {_share_words(hf, 'high-band')}: LSD-HF "
+                   f"{fmt_num(summary['projection_lsd_hf'])} with the vocoder alone, {fmt_num(summary['vae_lsd_hf'])} "
+                   "through the VAE.")
     if "vae_lsd_lf" in summary and "projection_lsd_lf" in summary:
-        out.append(f"Below 4 kHz it {_share_words(lf, 'there')}: LSD-LF {fmt_num(summary['projection_lsd_lf'])} "
-                   f"→ {fmt_num(summary['vae_lsd_lf'])}.")
+        out.append(f"Below 4 kHz it {_share_words(lf, 'low-band')}: LSD-LF {fmt_num(summary['projection_lsd_lf'])} "
+                   f"with the vocoder alone, {fmt_num(summary['vae_lsd_lf'])} through the VAE.")
     if "vae_mel_lsd_hf" in summary:
         n = int(summary.get("n_clips", 0))
         out.append(f"Without any vocoder, the decoded log-mel is {fmt_num(summary['vae_mel_lsd_hf'])} mel LSD-HF and "

@@ -270,6 +270,8 @@ def setup(kind: str, namespace, *, show: bool = True) -> Session:
     run_dir = prepare_out_dir(p["out_dir"], kind)
     models = load_models(p["model"], p["vocoder"], p["device"], p["seed"])
     clips, skipped = load_clips(p["audio"], p["duration_s"], p["max_clips"], sr=models.cfg.sr)
+    for path, why in skipped:
+        print(f"skipped {path}: {why}")
     if show:
         from IPython.display import Markdown, display
 
