@@ -198,7 +198,8 @@ def evaluate(vae, files, vocoder=None, cfg: MelConfig | None = None) -> dict:
         naive = naive_codec(mel)
         row = {"clip": Path(path).stem, "mel_l1_vae": metrics.mel_l1(mel, dec),
                "mel_l1_naive": metrics.mel_l1(mel, naive)}
-        bands = {**metrics.BANDS, "below_4k": (0.0, 4000.0), "above_4k": (4000.0, cfg.sr / 2 + 1)}
+        cut = metrics.HIGH_BAND_HZ
+        bands = {**metrics.BANDS, "below_4k": (0.0, cut), "above_4k": (cut, cfg.sr / 2 + 1)}
         for band, v in metrics.mel_band_error_db_logmel(mel, dec, cfg=cfg, bands=bands).items():
             row[f"mel_err_db_{band}"] = v
         naive_err = metrics.mel_band_error_db_logmel(mel, naive, cfg=cfg, bands=bands)
@@ -207,9 +208,11 @@ def evaluate(vae, files, vocoder=None, cfg: MelConfig | None = None) -> dict:
         for band, v in metrics.mel_band_energy_ratio(mel, dec, cfg=cfg).items():
             row[f"mel_ber_{band}"] = v
         if vocoder is not None:
-            waves = vocoder(torch.cat([mel, dec]))
-            row["lsd_projection"] = metrics.lsd(x, waves[0].numpy(), sr=cfg.sr)
-            row["lsd_vae"] = metrics.lsd(x, waves[1].numpy(), sr=cfg.sr)
+            from .pipeline import vocode
+
+            waves = vocode(vocoder, torch.cat([mel, dec]))
+            row["lsd_projection"] = metrics.lsd(x, waves[0], sr=cfg.sr)
+            row["lsd_vae"] = metrics.lsd(x, waves[1], sr=cfg.sr)
         rows.append(row)
     keys = [k for k in rows[0] if k != "clip"]
     mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
