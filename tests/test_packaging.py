@@ -150,16 +150,22 @@ def test_wheel_holds_the_notebooks_the_tiny_vae_and_the_demo_corpus(wheel):
 # ------------------------------------------------------------------------------------------ a fresh venv
 
 CORE_CHECK = """
-import importlib.util, json, sys
+import importlib, importlib.util, json, pkgutil
 import numpy as np
 import vaelib
 from vaelib import metrics
+# every module but the ipywidgets explorer imports without the report/lab extras
+modules = [m.name for m in pkgutil.walk_packages(vaelib.__path__, "vaelib.")
+           if m.name not in ("vaelib.__main__", "vaelib.widgets")]
+for name in modules:
+    importlib.import_module(name)
 t = np.arange(16000) / 16000
 x = (0.3 * np.sin(2 * np.pi * 440 * t) + 0.05 * np.sin(2 * np.pi * 6000 * t)).astype(np.float32)
 vae, vocoder = vaelib.load_vae("bundled", device="cpu"), vaelib.load_vocoder("griffinlim")
 rec = vaelib.reconstruct(x, vae, vocoder, enhancers=["seed_frequency"])
 print(json.dumps({
     "file": vaelib.__file__,
+    "modules": modules,
     "stages": list(rec.stages),
     "vae_len": int(rec["vae"].wave.shape[-1]),
     "in_len": int(rec.wave.shape[-1]),
@@ -199,6 +205,7 @@ def test_fresh_venv_with_only_the_wheel_runs_the_library_then_the_report_from_an
     assert done.returncode == 0, log
     core = json.loads(done.stdout.strip().splitlines()[-1])
     assert Path(core["file"]).is_relative_to(venv), core["file"]  # the installed copy, not this checkout
+    assert {"vaelib.metrics", "vaelib.pipeline", "vaelib.study", "vaelib.report"} <= set(core["modules"])
     assert core["stages"] == ["input", "mel_projection", "vae", "seed_frequency"]
     assert core["vae_len"] == core["in_len"] and 0 < core["lsd"] < 10
     assert not any(core["importable"].values()), core["importable"]
