@@ -50,18 +50,20 @@ def make_file(path: Path, minutes: float) -> Path:
     return path
 
 
-def run_lengths(minutes, workdir: Path) -> list[dict]:
+def run_lengths(minutes, workdir: Path, gl_iters: int = 32) -> list[dict]:
     env = {**os.environ, "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2", "HF_HUB_OFFLINE": "1"}
     rows = []
     for m in minutes:
         f = make_file(workdir / f"long_{m:g}min.flac", m)
         out = workdir / f"eval_{m:g}min"
         cmd = [sys.executable, "-m", "vaelib", "eval", "--audio", str(f), "--out", str(out), "--model", "bundled",
-               "--vocoder", "griffinlim", "--device", "cpu", "--no-progress", "--keep-worst", "0"]
+               "--vocoder", "griffinlim", "--device", "cpu", "--no-progress", "--keep-worst", "0",
+               "--griffinlim-iters", str(gl_iters)]
         load0 = os.getloadavg()[0]
         res = json.loads(subprocess.run([sys.executable, "-c", _WRAP, *cmd], capture_output=True, text=True,
                                         env=env).stdout)
-        res.update(minutes=m, audio_s=m * 60, load_before=load0, load_after=os.getloadavg()[0],
+        res.update(minutes=m, audio_s=m * 60, griffinlim_iters=gl_iters, load_before=load0,
+                   load_after=os.getloadavg()[0],
                    x_real_time=m * 60 / res["wall_s"])
         print(json.dumps({k: v for k, v in res.items() if k not in ("stderr", "stdout")}), flush=True)
         if res["rc"]:
@@ -116,13 +118,14 @@ def main(argv=None):
     ap.add_argument("what", nargs="?", default="lengths", choices=("lengths", "seam"))
     ap.add_argument("--minutes", type=float, nargs="+", default=[1, 5, 20, 30])
     ap.add_argument("--workdir", default=None)
+    ap.add_argument("--gl-iters", type=int, default=32, help="Griffin-Lim iterations (eval's default: 32)")
     args = ap.parse_args(argv)
     if args.what == "seam":
         seam()
         return
     work = Path(args.workdir or tempfile.mkdtemp(prefix="vaelib_long_"))
     work.mkdir(parents=True, exist_ok=True)
-    run_lengths(args.minutes, work)
+    run_lengths(args.minutes, work, args.gl_iters)
 
 
 if __name__ == "__main__":

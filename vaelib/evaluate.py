@@ -494,9 +494,9 @@ def _run_ray(settings, run_cols, todo, batch_size, workers, journal, bar, addres
         s = dataclasses.asdict(settings)
         s["enhancers"] = {k: [m, p] for k, (m, p) in settings.enhancers.items()}
         ds = ray.data.from_items(todo)
+        resources = {"num_gpus": gpus} if gpus else {"num_cpus": 1}
         ds = ds.map_batches(_RayEvaluator, fn_constructor_kwargs={"settings": s, "run": run_cols},
-                            batch_size=batch_size, batch_format="pandas", concurrency=actors, num_gpus=gpus,
-                            num_cpus=1 if not gpus else None)
+                            batch_size=batch_size, batch_format="pandas", concurrency=actors, **resources)
         for out in ds.iter_batches(batch_size=None, batch_format="pandas"):
             for payload in out["payload"]:
                 got = json.loads(payload)
