@@ -23,10 +23,14 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from .enhance import PRESETS as _PRESETS
+
 __all__ = [
     "NOTEBOOKS",
     "RUNNER_OWNED",
     "SCHEMA",
+    "DEFAULT_SWEEPS",
+    "SWEEP_FIXED",
     "ParamError",
     "Spec",
     "check",
@@ -157,11 +161,26 @@ def _enh_spec(name: str, default: float, help_: str) -> Spec:
 
 # -------------------------------------------------------------------------------------------- schema
 
+#: Default sweep values of each method's main parameter (the neutral value is the plain VAE row, added once).
+DEFAULT_SWEEPS: dict[str, list[float]] = {
+    "frequency": [1.1, 1.25, 1.5, 2.0],
+    "noise": [0.05, 0.1, 0.2],
+    "contrast": [0.8, 0.9, 1.15, 1.3],
+    "hybrid": [1.1, 1.2, 1.4],
+}
+
+
+#: Parameters held fixed while a method's main parameter is swept (hybrid: the seed report's level and factor).
+SWEEP_FIXED: dict[str, dict] = {"hybrid": {k: v for k, v in _PRESETS["seed_hybrid"][1].items() if k != "gain"}}
+
+
+
 #: Notebook kind -> (notebook stem, title shown in its header).
 NOTEBOOKS: dict[str, tuple[str, str]] = {
     "baseline": ("01_baseline", "01 · VAE round-trip baseline"),
     "enhance": ("02_latent_enhance", "02 · Latent enhancement"),
     "analysis": ("03_analysis", "03 · Sweeps and the seed report's claims"),
+    "learned": ("04_learned_enhance", "04 · Learned high-band restorers vs. simple baselines"),
 }
 
 #: Parameters the report runner sets itself (and refuses from the user), with the reason.
@@ -202,11 +221,9 @@ def _enhance_specs() -> tuple[Spec, ...]:
 
 
 def _sweep_spec(method: str, help_: str) -> Spec:
-    from .study.sweeps import DEFAULT_SWEEPS
 
     def rule(values, method=method):
         from .enhance import get, validate_params
-        from .study.sweeps import SWEEP_FIXED
 
         main = get(method).main_param
         for v in values:
@@ -229,12 +246,33 @@ def _analysis_specs() -> tuple[Spec, ...]:
     )
 
 
+def _restorers() -> list[str]:
+    from .enhance import ENHANCERS
+
+    return [name for name, e in ENHANCERS.items() if getattr(e, "restorer", False)]
+
+
+def _learned_specs() -> tuple[Spec, ...]:
+    from .enhance import get
+
+    return (
+        Spec("restorer", "str", "learned", "restorer the explorer shows first (learned, learned_cond)",
+             choices=_restorers),
+        Spec("strength", "float", 1.0,
+             "restorer strength: 0 gives the plain VAE output exactly, 1 the fully restored one", lo=0.0, hi=1.0),
+        Spec("category", "str", "auto", "audio type given to learned_cond (auto: inferred from the mel)",
+             choices=lambda: list(get("learned_cond").params[1].choices)),
+        Spec("clip", "int", 0, "index of the clip the explorer shows first", lo=0),
+    )
+
+
 #: Kind -> function returning the kind's own specs (after the common ones). Built lazily: ranges and choices come
 #: from the enhancer registry.
 SCHEMA: dict[str, Callable[[], tuple[Spec, ...]]] = {
     "baseline": lambda: (),
     "enhance": _enhance_specs,
     "analysis": _analysis_specs,
+    "learned": _learned_specs,
 }
 
 
@@ -392,7 +430,6 @@ def check(kind: str, values: Mapping, *, unknown: str = "ignore") -> dict:
             raise ParamError(" ".join(str(exc).split())) from None
     if kind == "analysis":
         from .enhance import get, validate_params
-        from .study.sweeps import SWEEP_FIXED
 
         grid = {}
         for name in table:

@@ -12,6 +12,7 @@ import torch
 
 from .. import enhance as _enhance
 from .. import metrics as _metrics
+from ..params import DEFAULT_SWEEPS, SWEEP_FIXED  # re-exported here: the schema owns the defaults
 from .stages import aggregate
 
 __all__ = ["DEFAULT_SWEEPS", "SWEEP_FIXED", "CRITERIA", "CLAIMS_PRESETS", "sweep", "sweep_grid", "encode_clip",
@@ -19,19 +20,6 @@ __all__ = ["DEFAULT_SWEEPS", "SWEEP_FIXED", "CRITERIA", "CLAIMS_PRESETS", "sweep
 
 #: The seed report's four settings, as preset names of :data:`vaelib.enhance.PRESETS`.
 CLAIMS_PRESETS = ("seed_frequency", "seed_noise", "seed_contrast", "seed_hybrid")
-
-#: Default sweep values of each method's main parameter (the neutral value is the plain VAE row, added once).
-DEFAULT_SWEEPS: dict[str, list[float]] = {
-    "frequency": [1.1, 1.25, 1.5, 2.0],
-    "noise": [0.05, 0.1, 0.2],
-    "contrast": [0.8, 0.9, 1.15, 1.3],
-    "hybrid": [1.1, 1.2, 1.4],
-}
-
-
-#: Parameters held fixed while a method's main parameter is swept (hybrid: the seed's level and factor).
-SWEEP_FIXED: dict[str, dict] = {"hybrid": {k: v for k, v in _enhance.PRESETS["seed_hybrid"][1].items() if k != "gain"}}
-
 
 #: Criteria of :func:`best_per_criterion`: label -> (column, rule); rule ``"min"`` or ``"closest1"``
 #: (ratio closest to 1 on a log scale, i.e. minimal ``|ln x|``).
