@@ -114,7 +114,8 @@ _PANEL = "const app = window.jupyterapp; const panel = app.shell.currentWidget;"
 _READY = f"""async () => {{ {_PANEL}
     await panel.context.ready; await panel.sessionContext.ready;
     return !!(panel.sessionContext.session && panel.sessionContext.session.kernel); }}"""
-_RUN_ALL = f"""async () => {{ {_PANEL} await app.commands.execute('notebook:run-all-cells'); return true; }}"""
+# Not awaited: _wait_until_run polls the cells (with a timeout) instead of trusting the command's promise.
+_RUN_ALL = f"""() => {{ {_PANEL} app.commands.execute('notebook:run-all-cells'); return true; }}"""
 # null while running; else {{done: bool, error: str|null}} over all code cells of the model.
 _PROGRESS = f"""() => {{ {_PANEL}
     const cells = panel.content.model.cells; let done = true; let error = null;
