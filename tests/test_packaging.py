@@ -1,7 +1,7 @@
 """Packaging: the report notebooks ship inside the package, a built wheel holds them with the bundled model and
 demo corpus, and a fresh venv with only that wheel runs ``vaelib report`` from an empty folder.
 
-The last test installs the wheel and its dependencies into a new venv (pip's index or cache: ~2 min on 2 cores)
+The last test installs the wheel and its dependencies into a new venv (pip's index or cache: 4-8 min on 2 busy cores)
 and is marked ``slow``; it is part of the README test command and of CI (``-m "not slow"`` deselects it offline).
 """
 
