@@ -66,7 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--timeout", type=float, default=None, metavar="S",
                      help="per-cell timeout in seconds (default: 1800)")
     rep.add_argument("--notebooks", nargs="+", metavar="NB", default=None,
-                     help="run these notebooks (files or folders, in order) instead of the repository's notebooks/")
+                     help="run these notebooks (files or folders, in order) instead of the report notebooks shipped "
+                          "with vaelib ('vaelib info' shows where)")
+    rep.add_argument("--from-eval", metavar="EVAL_DIR", default=None,
+                     help="build the corpus view (distributions per metric and category, worst clips with players) "
+                          "from a 'vaelib eval' output folder instead of running the notebooks; nothing is "
+                          "recomputed. Written to --out (default EVAL_DIR/report)")
     rep.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     sub.add_parser("info", help="print versions, device and the model 'auto' resolves to",
@@ -92,6 +97,8 @@ def _err(message: str) -> None:
 def _report(args) -> int:
     from . import report
 
+    if args.from_eval is not None:
+        return _report_from_eval(args)
     if args.list_params:
         try:
             nbs = report._resolve_notebooks(args.notebooks)
@@ -124,6 +131,23 @@ def _report(args) -> int:
     print(f"report: {result.index}")
     for stem, page in result.html.items():
         print(f"  {stem}: {page}")
+    return 0
+
+
+def _report_from_eval(args) -> int:
+    from .evalreport import write_eval_report
+
+    ignored = [flag for flag, v in (("--audio", args.audio), ("--model", args.model), ("--vocoder", args.vocoder),
+                                    ("-p", args.param), ("--notebooks", args.notebooks)) if v]
+    if ignored:
+        _err(f"--from-eval reads a finished eval table; {', '.join(ignored)} cannot be combined with it")
+        return 2
+    try:
+        page = write_eval_report(args.from_eval, args.out)
+    except (FileNotFoundError, FileExistsError, ValueError) as exc:
+        _err(exc)
+        return 2
+    print(f"report: {page}")
     return 0
 
 

@@ -808,6 +808,16 @@ def _execute(nb: Path, out_nb: Path, parameters: dict, cwd: Path, timeout: float
         raise NotebookError(nb.stem, _failed_cell(out_nb), type(exc).__name__, str(exc), out_nb) from None
 
 
+def _require_report_extra() -> None:
+    """Refuse in one line when the ``report`` extra is missing (a core ``pip install vaelib``)."""
+    import importlib.util
+
+    missing = [m for m in ("papermill", "nbconvert", "ipykernel") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ReportError(f"`vaelib report` needs the report extra ({', '.join(missing)} not installed): "
+                          "pip install -c constraints.txt 'vaelib[report]'")
+
+
 def run_report(audio=None, model=None, vocoder=None, params: Mapping | None = None, out=None, *,
                notebooks: Iterable[str | os.PathLike] | None = None, no_input: bool = False,
                timeout: float | None = DEFAULT_TIMEOUT, progress: bool = True,
@@ -839,6 +849,7 @@ def run_report(audio=None, model=None, vocoder=None, params: Mapping | None = No
         A notebook failed; the partial notebook and an ``index.html`` are kept in the run folder, later
         notebooks are not run.
     """
+    _require_report_extra()
     echo = echo or (lambda s: None)
     warn = warn or echo
     if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
