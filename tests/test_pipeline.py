@@ -52,3 +52,44 @@ def test_parse_enhancers_forms_and_errors():
         parse_enhancers({"vae": ("frequency", {})})
     with pytest.raises(ValueError, match="mono"):
         reconstruct(np.zeros((2, 1600)), None, None)
+
+
+def test_mel_stage_enhancers_act_on_the_decoded_mel(models, tone_wave):
+    from vaelib.enhance import apply as enhance_apply
+
+    vae, voc = models
+    x_before = tone_wave.copy()
+    rec = reconstruct(tone_wave, vae, voc, enhancers={"mel_shelf": {"shelf_db": 6}, "frequency_axis": None,
+                                                      "sharp": ("mel_unsharp", {"amount": 0})}, seed=1)
+    assert np.array_equal(tone_wave, x_before)
+    assert list(rec.stages) == ["input", "mel_projection", "vae", "mel_shelf", "frequency_axis", "sharp"]
+    dec = torch.from_numpy(rec["vae"].mel)[None, None]
+    np.testing.assert_allclose(rec["mel_shelf"].mel, enhance_apply("mel_shelf", dec, shelf_db=6)[0, 0].numpy())
+    assert np.array_equal(rec["sharp"].mel, rec["vae"].mel)  # identity value: bit-exact plain VAE
+    # the latent-stage one is decoded from the enhanced latent, unchanged numbers
+    boosted = vae.decode(enhance_apply("frequency_axis", rec.latent, gain=1.5))[0, 0].numpy()
+    np.testing.assert_allclose(rec["frequency_axis"].mel, boosted, atol=1e-4, rtol=1e-3)
+    assert rec["mel_shelf"].params == {"method": "mel_shelf", "shelf_db": 6.0}
+    assert rec["mel_shelf"].wave.shape == rec.wave.shape
+
+
+def test_learned_restorer_through_reconstruct(tone_wave):
+    from vaelib.restore import bundled_restorer
+
+    vae = load_vae("bundled", device="cpu")
+    rec = reconstruct(tone_wave, vae, None, vocode=False,
+                      enhancers={"learned": None, "off": ("learned", {"strength": 0.0}),
+                                 "half": ("learned", {"strength": 0.5}),
+                                 "cond": ("learned_cond", {"category": "music"}), "learned_cond": None})
+    assert np.array_equal(rec["off"].mel, rec["vae"].mel)  # strength 0 = plain VAE, exactly
+    dec = torch.from_numpy(rec["vae"].mel)[None, None]
+    expected = bundled_restorer("learned").restore(dec, 1.0)[0, 0].numpy()
+    np.testing.assert_allclose(rec["learned"].mel, expected, atol=1e-5)
+    assert not np.allclose(rec["learned"].mel, rec["vae"].mel, atol=1e-3)
+    np.testing.assert_allclose(rec["half"].mel - rec["vae"].mel, 0.5 * (rec["learned"].mel - rec["vae"].mel),
+                               atol=1e-4)
+    cond = bundled_restorer("learned_cond")
+    np.testing.assert_allclose(rec["cond"].mel, cond.restore(dec, 1.0, category="music")[0, 0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(rec["learned_cond"].mel, cond.restore(dec, 1.0, category="auto")[0, 0].numpy(),
+                               atol=1e-5)
+    assert rec["cond"].params == {"method": "learned_cond", "strength": 1.0, "category": 1.0}

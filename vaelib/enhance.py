@@ -1,4 +1,4 @@
-"""Latent-space enhancers, exactly as the seed experiment defined them (REFERENCE §3).
+"""Latent-space enhancers, exactly as the seed experiment defined them (docs/reference.md §3).
 
 Each enhancer is a pure function ``f(latent, *, params, seed) -> latent`` of the same shape, dtype and device,
 working on the *scaled* latent ``(batch, channels, time, freq)`` that :meth:`vaelib.models.LatentVAE.encode`
@@ -18,22 +18,56 @@ contrast  ``mu_c + (z - mu_c) * c``, mu_c = channel mean over (time, freq)      
 hybrid    frequency(g) → noise(level) → contrast(c); seed: g 1.4, level 0.04, c 1.2  all neutral
 none      identity
 ========= ======================================================================== =================
+
+Every enhancer has a ``stage``: ``"latent"`` (the four above and ``frequency_axis``: a function of the scaled latent,
+decoded afterwards) or ``"mel"`` (a function of the *decoded* log-mel ``(B, 1, T, M)``, natural log, applied after
+one decode of the plain latent). One registry, one calling convention (:func:`apply`) for both:
+
+============== ====== ================================================================== ==================
+method         stage  definition                                                         neutral value
+============== ====== ================================================================== ==================
+frequency_axis latent ``z + (g - 1) * L_f(z)``, ``L_f(z)[f] = 2 z[f] - z[f-1] - z[f+1]``     ``gain=1``
+                      (the seed's Laplacian restricted to the latent frequency axis, zero
+                      padding)
+mel_shelf      mel    ``L + shelf_db * ln(10) / 20`` on mel bins centred at or above 4 kHz    ``shelf_db=0``
+                      (a high shelf of ``shelf_db`` dB magnitude gain; restores energy, not
+                      detail)
+mel_unsharp    mel    ``L + a * (L - box3x3(L))`` on mel bins centred at or above 4 kHz,      ``amount=0``
+                      box over (time, mel) with edge replication (unsharp mask: sharpens
+                      the smoothed high band)
+learned        mel    ``r + s * f(r)``: the bundled learned restorer (:mod:`vaelib.restore`)  ``strength=0``
+learned_cond   mel    as ``learned``, FiLM-conditioned on the audio type ``category``          ``strength=0``
+                      (``auto`` = inferred from the mel, or speech / music / percussion /
+                      other)
+============== ====== ================================================================== ==================
+
+The learned entries exist for the bundled tiny VAE; a restorer trained for another VAE with
+``vaelib train-restorer`` is added with :func:`vaelib.restore.register`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["ENHANCERS", "PRESETS", "Param", "apply", "laplacian", "validate_params", "describe", "enhancer_params"]
+__all__ = ["ENHANCERS", "PRESETS", "Param", "Enhancer", "apply", "laplacian", "laplacian_freq", "validate_params",
+           "describe", "enhancer_params", "get", "mel_band_mask", "register_restorer", "STAGES"]
+
+#: Where an enhancer acts: on the scaled latent (then decoded) or on the decoded log-mel.
+STAGES = ("latent", "mel")
 
 
 @dataclasses.dataclass(frozen=True)
 class Param:
-    """A tunable enhancer parameter: default, neutral (identity) value and accepted range (inclusive)."""
+    """A tunable enhancer parameter: default, neutral (identity) value and accepted range (inclusive).
+
+    ``choices`` names the values ``lo, lo + 1, ...`` (e.g. ``category``: ``auto`` = -1, ``speech`` = 0, ...);
+    :func:`validate_params` accepts either the name or the number and returns the number.
+    """
 
     name: str
     default: float
@@ -41,6 +75,7 @@ class Param:
     lo: float
     hi: float
     help: str
+    choices: tuple = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +85,8 @@ class Enhancer:
     params: tuple[Param, ...]
     uses_seed: bool
     doc: str
+    stage: str = "latent"
+    restorer: bool = False
 
     @property
     def main_param(self) -> str | None:
@@ -95,9 +132,80 @@ def _none(z, *, seed=None):
     return z.clone()
 
 
+_LAPLACE_F = torch.tensor([[-1.0, 2.0, -1.0]])
+
+
+def laplacian_freq(z: torch.Tensor) -> torch.Tensor:
+    """Per-channel Laplacian along the last (frequency) axis: ``2 z[f] - z[f-1] - z[f+1]``, zero padding."""
+    c = z.shape[1]
+    kernel = _LAPLACE_F.to(z.device, z.dtype).expand(c, 1, 1, 3)
+    return F.conv2d(z, kernel, padding=(0, 1), groups=c)
+
+
+def _frequency_axis(z, *, gain=1.5, seed=None):
+    return z + (gain - 1.0) * laplacian_freq(z)
+
+
+def mel_band_mask(n_mels: int, lo: float, hi: float = float("inf")) -> torch.Tensor:
+    """Boolean ``(n_mels,)`` mask of the mel bins centred in ``[lo, hi)`` Hz, for AudioLDM's front ends.
+
+    64 bins: AudioLDM2 16 kHz (:meth:`vaelib.audio.MelConfig.audioldm2`); 256 bins: the 48 kHz variant.
+    """
+    from .audio import MelConfig
+
+    cfgs = {64: MelConfig.audioldm2(), 256: MelConfig.audioldm_48k()}
+    if n_mels not in cfgs:
+        raise ValueError(f"mel-stage enhancers know 64-bin (16 kHz) and 256-bin (48 kHz) log-mels, got {n_mels} bins")
+    return torch.from_numpy(cfgs[n_mels].band_mask(lo, hi))
+
+
+def _high_mask(mel: torch.Tensor) -> torch.Tensor:
+    from .metrics import HIGH_BAND_HZ
+
+    return mel_band_mask(mel.shape[-1], HIGH_BAND_HZ).to(mel.device)
+
+
+def _mel_shelf(mel, *, shelf_db=3.0, seed=None):
+    if shelf_db == 0:
+        return mel.clone()
+    gain = torch.zeros(mel.shape[-1], dtype=mel.dtype, device=mel.device)
+    gain[_high_mask(mel)] = shelf_db * math.log(10.0) / 20.0
+    return mel + gain
+
+
+def _mel_unsharp(mel, *, amount=1.0, seed=None):
+    if amount == 0:
+        return mel.clone()
+    blur = F.avg_pool2d(F.pad(mel, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    mask = _high_mask(mel).to(mel.dtype)
+    return mel + amount * (mel - blur) * mask
+
+
+def _learned(mel, *, strength=1.0, seed=None, _name="learned"):
+    if strength == 0:
+        return mel.clone()
+    from .restore import bundled_restorer
+
+    return bundled_restorer(_name).restore(mel, strength)
+
+
+def _learned_cond(mel, *, strength=1.0, category=-1.0, seed=None):
+    if strength == 0:
+        return mel.clone()
+    from .restore import bundled_restorer
+
+    cat = None if category < 0 else int(category)
+    return bundled_restorer("learned_cond").restore(mel, strength, category=cat)
+
+
 _GAIN = Param("gain", 1.5, 1.0, 0.0, 4.0, "Laplacian boost g: z + (g-1)·L(z)")
 _LEVEL = Param("level", 0.1, 0.0, 0.0, 1.0, "noise level (× channel std, box-smoothed)")
 _FACTOR = Param("factor", 1.3, 1.0, 0.0, 4.0, "contrast c around the channel mean")
+_SHELF = Param("shelf_db", 3.0, 0.0, -24.0, 24.0, "high-shelf gain in dB on the mel bins at or above 4 kHz")
+_AMOUNT = Param("amount", 1.0, 0.0, 0.0, 4.0, "unsharp-mask amount a: L + a·(L - box3x3(L)) at or above 4 kHz")
+_STRENGTH = Param("strength", 1.0, 0.0, 0.0, 1.0, "blend: 0 = plain VAE output (exactly), 1 = fully restored")
+_CATEGORY = Param("category", -1.0, -1.0, -1.0, 3.0, "audio type: auto (inferred from the mel), speech, music, "
+                  "percussion, other", choices=("auto", "speech", "music", "percussion", "other"))
 
 #: Registry of enhancers by name.
 ENHANCERS: dict[str, Enhancer] = {
@@ -115,6 +223,16 @@ ENHANCERS: dict[str, Enhancer] = {
             True,
             "frequency boost, then noise, then contrast",
         ),
+        Enhancer("frequency_axis", _frequency_axis, (_GAIN,), False,
+                 "Laplacian boost along the latent frequency axis only"),
+        Enhancer("mel_shelf", _mel_shelf, (_SHELF,), False, "high shelf on the decoded log-mel (≥ 4 kHz)",
+                 stage="mel"),
+        Enhancer("mel_unsharp", _mel_unsharp, (_AMOUNT,), False, "unsharp mask on the decoded log-mel (≥ 4 kHz)",
+                 stage="mel"),
+        Enhancer("learned", _learned, (_STRENGTH,), False, "bundled learned restorer (mel post-net)", stage="mel",
+                 restorer=True),
+        Enhancer("learned_cond", _learned_cond, (_STRENGTH, _CATEGORY), False,
+                 "bundled learned restorer conditioned on the audio type", stage="mel", restorer=True),
     )
 }
 
@@ -132,8 +250,9 @@ def describe() -> str:
     lines = []
     for e in ENHANCERS.values():
         ps = ", ".join(f"{p.name} in [{p.lo:g}, {p.hi:g}] (default {p.default:g}, identity {p.neutral:g})"
+                       + (f" ({', '.join(f'{c}={p.lo + i:g}' for i, c in enumerate(p.choices))})" if p.choices else "")
                        for p in e.params)
-        lines.append(f"{e.name}: {e.doc}" + (f"; {ps}" if ps else ""))
+        lines.append(f"{e.name} [{e.stage}]: {e.doc}" + (f"; {ps}" if ps else ""))
     return "\n".join(lines)
 
 
@@ -160,6 +279,10 @@ def validate_params(method: str, params: dict | None = None) -> dict:
     out = {}
     for name, p in known.items():
         value = params.get(name, p.default)
+        if p.choices and isinstance(value, str):
+            if value not in p.choices:
+                raise ValueError(f"{method}.{name}={value!r} is not accepted; accepted: {', '.join(p.choices)}")
+            value = p.lo + p.choices.index(value)
         if isinstance(value, bool):
             raise ValueError(f"{method}.{name} must be a number in [{p.lo:g}, {p.hi:g}], got {value!r}")
         try:
@@ -168,6 +291,9 @@ def validate_params(method: str, params: dict | None = None) -> dict:
             raise ValueError(f"{method}.{name} must be a number in [{p.lo:g}, {p.hi:g}], got {value!r}") from None
         if not (p.lo <= value <= p.hi):
             raise ValueError(f"{method}.{name}={value:g} is out of range; accepted: [{p.lo:g}, {p.hi:g}]")
+        if p.choices and value != int(value):
+            raise ValueError(f"{method}.{name} must be one of {', '.join(p.choices)} (or {p.lo:g}..{p.hi:g}), "
+                             f"got {value:g}")
         out[name] = value
     return out
 
@@ -185,18 +311,47 @@ def enhancer_params(method: str, gain=None, level=None, factor=None, **others) -
     return validate_params(method, params)
 
 
-def apply(method: str, latent: torch.Tensor, params: dict | None = None, *, seed: int = 0, **kw) -> torch.Tensor:
-    """Apply enhancer ``method`` to a scaled latent ``(B, C, T, F)``; returns a new tensor, input untouched.
+def apply(method: str, x: torch.Tensor, params: dict | None = None, *, seed: int = 0, **kw) -> torch.Tensor:
+    """Apply enhancer ``method`` to its stage's tensor; returns a new tensor, input untouched.
 
-    Parameters may be given as a dict (``apply("noise", z, {"level": 0.1})``) or keywords
-    (``apply("noise", z, level=0.1)``). ``seed`` drives the noise of ``noise``/``hybrid``.
+    ``x`` is the scaled latent ``(B, C, T, F)`` for ``stage="latent"`` methods and the decoded log-mel
+    ``(B, 1, T, M)`` for ``stage="mel"`` ones (``get(method).stage`` says which). Parameters may be given as a dict
+    (``apply("noise", z, {"level": 0.1})``) or keywords (``apply("noise", z, level=0.1)``). ``seed`` drives the
+    noise of ``noise``/``hybrid``.
     """
     merged = {**(params or {}), **kw}
     full = validate_params(method, merged)
-    if not isinstance(latent, torch.Tensor) or latent.ndim != 4:
-        shape = tuple(latent.shape) if isinstance(latent, torch.Tensor) else type(latent).__name__
-        raise ValueError(f"latent must be a 4-D tensor (batch, channels, time, freq), got {shape}")
     enh = ENHANCERS[method]
+    what = "latent" if enh.stage == "latent" else "log-mel"
+    layout = "(batch, channels, time, freq)" if enh.stage == "latent" else "(batch, 1, time, n_mels)"
+    if not isinstance(x, torch.Tensor) or x.ndim != 4 or (enh.stage == "mel" and x.shape[1] != 1):
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{method} acts on the {what}: it must be a 4-D tensor {layout}, got {shape}")
     with torch.no_grad():
-        out = enh.fn(latent, seed=seed, **full)
+        out = enh.fn(x, seed=seed, **full)
     return out
+
+
+def register_restorer(name: str, model) -> Enhancer:
+    """Add a trained :class:`vaelib.restore.Restorer` to :data:`ENHANCERS` as ``name`` (see ``restore.register``).
+
+    Its stage is the restorer's kind (``mel`` or ``latent``); parameters: ``strength`` (identity 0) and, for a
+    conditional restorer, ``category``.
+    """
+
+    def fn(x, *, strength=1.0, category=-1.0, seed=None):
+        if strength == 0:
+            return x.clone()
+        cat = None if category < 0 else int(category)
+        return model.restore(x, strength, category=cat) if model.embedding is not None else model.restore(x, strength)
+
+    cond = model.embedding is not None
+    params = (_STRENGTH, _CATEGORY) if cond else (_STRENGTH,)
+    if cond:
+        fn_ = fn
+    else:
+        def fn_(x, *, strength=1.0, seed=None):
+            return fn(x, strength=strength)
+    enh = Enhancer(name, fn_, params, False, f"trained restorer ({model.kind})", stage=model.kind, restorer=True)
+    ENHANCERS[name] = enh
+    return enh

@@ -5,7 +5,9 @@
 * ``input``          — the normalised waveform and its log-mel (the reference);
 * ``mel_projection`` — input log-mel straight into the vocoder: the vocoder-only ceiling;
 * ``vae``            — encode → decode → vocoder: the VAE round trip (the seed's "VAE-only");
-* ``<enhancer>``     — decode of each enhanced latent (all from the one latent) → vocoder.
+* ``<enhancer>``     — decode of each enhanced latent (all from the one latent) → vocoder, or, for a mel-stage
+  enhancer (``vaelib.enhance``: ``mel_shelf``, ``mel_unsharp``, ``learned``, ...), the plain VAE's decoded log-mel
+  enhanced → vocoder (the latent is decoded once).
 
 Comparing ``vae`` with ``mel_projection`` isolates the VAE's loss from the vocoder's; comparing decoded mels with
 the input mel measures the VAE without any vocoder at all.
@@ -146,7 +148,8 @@ def reconstruct(wave, vae, vocoder=None, enhancers=None, *, cfg: MelConfig | Non
     vocoder : callable, optional
         ``vocoder(mel) -> wave``; needed when ``vocode`` is true.
     enhancers : list or dict, optional
-        Methods / presets to apply to the latent (see :func:`parse_enhancers`).
+        Methods / presets (see :func:`parse_enhancers`): latent-stage ones act on the latent before decoding,
+        mel-stage ones (e.g. ``"learned"``, ``{"learned": {"strength": 0.5}}``) on the decoded log-mel.
     cfg : MelConfig, optional
         Front end (default: the VAE's).
     seed : int
@@ -165,10 +168,14 @@ def reconstruct(wave, vae, vocoder=None, enhancers=None, *, cfg: MelConfig | Non
     mel = wav_to_mel(torch.from_numpy(x).to(vae.device), cfg)
     specs = parse_enhancers(enhancers)
     z = vae.encode(mel)
-    latents = [z] + [_enhance.apply(method, z, params, seed=seed) for method, params in specs.values()]
-    decoded = vae.decode(torch.cat(latents))
-    names = ["vae", *specs]
-    mels = {"mel_projection": mel[0], **{n: decoded[i] for i, n in enumerate(names)}}
+    on_latent = [n for n, (method, _) in specs.items() if _enhance.get(method).stage == "latent"]
+    latents = [z] + [_enhance.apply(specs[n][0], z, specs[n][1], seed=seed) for n in on_latent]
+    decoded = vae.decode(torch.cat(latents))  # one decode: the plain latent and every latent-stage variant
+    by_name = {"vae": decoded[0], **{n: decoded[i + 1] for i, n in enumerate(on_latent)}}
+    for n, (method, params) in specs.items():  # mel-stage enhancers act on the plain VAE's decoded log-mel
+        if n not in by_name:
+            by_name[n] = _enhance.apply(method, decoded[0:1], params, seed=seed)[0]
+    mels = {"mel_projection": mel[0], "vae": by_name["vae"], **{n: by_name[n] for n in specs}}
     waves = {}
     if vocode:
         if vocoder is None:

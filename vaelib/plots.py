@@ -364,3 +364,66 @@ def per_clip_heatmap(table, title: str = "change vs. VAE only", cmap: str = "RdB
     fig.colorbar(im, ax=ax)
     ax.set_title(title, fontsize=10)
     return fig
+
+
+def training_curves_figure(logs: dict, title: str = "learned restorers: training") -> Figure:
+    """Training loss and held-out mel LSD-HF change (%) against step, one line per restorer.
+
+    ``logs`` maps a restorer name to its ``training_log.csv`` rows (dicts with ``step``, ``loss`` and
+    ``heldout_lsd_hf_change``, a fraction, empty/None where not evaluated).
+    """
+    fig = Figure(figsize=(11, 3.4))
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.16, top=0.84, wspace=0.25)
+    ax1, ax2 = fig.subplots(1, 2)
+    for i, (name, rows) in enumerate(logs.items()):
+        color = _COLORS[(i + 1) % len(_COLORS)]
+        ax1.plot([float(r["step"]) for r in rows], [float(r["loss"]) for r in rows], color=color, lw=1, label=name)
+        ev = [(float(r["step"]), 100 * float(r["heldout_lsd_hf_change"])) for r in rows
+              if r.get("heldout_lsd_hf_change") not in (None, "", "None")]
+        if ev:
+            ax2.plot([s for s, _ in ev], [v for _, v in ev], marker="o", ms=3, color=color, label=name)
+    ax1.set(xlabel="step", ylabel="loss (nat)")
+    ax1.set_title("training loss (band-weighted L1 + high-band RMS)", fontsize=9)
+    ax2.axhline(0, color="grey", lw=0.6)
+    ax2.set(xlabel="step", ylabel="% vs. plain VAE")
+    ax2.set_title("held-out clips: mel LSD ≥ 4 kHz change", fontsize=9)
+    for ax in (ax1, ax2):
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def restorer_comparison_figure(mels, cfg=None, sr: int = 16000, title: str = "") -> Figure:
+    """Log-mels side by side (top, shared colour scale) and each one's error against the first, in dB (bottom).
+
+    ``mels`` = ``[(label, log-mel (T, M)), ...]``, the reference (input) first, e.g. input / VAE only / learned
+    / learned_cond. Bottom-left: mean absolute error per mel bin (dB) of every other mel, with the 4 kHz line.
+    """
+    cfg = _cfg(cfg)
+    arrays = [_mel2d(m) for _, m in mels]
+    n = len(arrays)
+    if n < 2:
+        raise ValueError(f"restorer_comparison_figure needs the reference and at least one mel, got {n}")
+    fig = Figure(figsize=(4.2 * n, 6.6))
+    fig.subplots_adjust(left=0.05, right=0.97, bottom=0.08, top=0.9, wspace=0.3, hspace=0.38)
+    axs = fig.subplots(2, n)
+    vmax = max(float(a.max()) for a in arrays)
+    vmin = max(min(float(a.min()) for a in arrays), vmax - 12.0)
+    for ax, (label, _), a in zip(axs[0], mels, arrays, strict=True):
+        _imshow_mel(ax, a, cfg, sr, cfg.hop_length, vmin, vmax, label)
+    ref = arrays[0]
+    t = min(a.shape[0] for a in arrays)
+    diffs = [(a[:t] - ref[:t]) * _DB_PER_NEPER for a in arrays[1:]]
+    lim = max(max(float(np.percentile(np.abs(d), 99)) for d in diffs), 1e-3)
+    for ax, (label, _), d in zip(axs[1, 1:], mels[1:], diffs, strict=True):
+        _imshow_mel(ax, d, cfg, sr, cfg.hop_length, -lim, lim, f"{label} − {mels[0][0]} (dB)", cmap="RdBu_r")
+    f = cfg.mel_frequencies()
+    for i, ((label, _), d) in enumerate(zip(mels[1:], diffs, strict=True)):
+        axs[1, 0].semilogx(f, np.abs(d).mean(axis=0), color=_COLORS[(i + 1) % len(_COLORS)], lw=1, label=label)
+    axs[1, 0].axvline(4000, color="grey", lw=0.6, ls=":")
+    axs[1, 0].set(xlabel="Hz", ylabel="mean |error| (dB)")
+    axs[1, 0].set_title("error per mel bin", fontsize=9)
+    axs[1, 0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return fig

@@ -1,0 +1,189 @@
+"""Generate extra *training* audio for the learned high-band restorers (never eval material).
+
+Re-uses the generators of ``scripts/make_corpus.py`` (espeak-ng speech, fluidsynth music from seeded MIDI,
+numpy/scipy synthetic signals) with **new** texts, voices, seeds and programs. Nothing here is read from, or
+derived from, ``vaelib/assets/demo/eval/``; recipes that would reproduce an eval clip are avoided on purpose:
+
+* speech: none of the eval voices (``en-us+f4``, ``en-gb-scotland+m5``) and none of their sentences;
+* music: seeds 100+, none of the eval programs (6 harpsichord; 34/27/65 band) and no ``hats16`` drum style;
+* synthetic: no upward 50 Hz → 8 kHz chirp, no 220 Hz tone, no burst seed 42.
+
+File names start with the audio type (``speech_``, ``music_``, ``drums_`` = percussion, anything else =
+other), which is how :func:`vaelib.restore.category_of` labels them for the conditional restorer.
+
+Usage::
+
+    python scripts/make_restorer_corpus.py --out /tmp/restorer_corpus     # refuses a non-empty folder
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import make_corpus as mc  # noqa: E402
+
+SPEECH = (
+    # voice, speed, sentences
+    ("en-us+m1", 160, ("Thirty thrifty thinkers thought three thousand thoughts.",
+                       "Fresh sushi sizzles as Sasha slices sashimi swiftly.")),
+    ("en-us+f2", 140, ("Seventy shiny scissors snipped the silk sashes.",
+                       "Chester's cheap chess set hisses when it is shaken.")),
+    ("en-gb-x-rp+m4", 150, ("Six slick slim sycamore saplings stood still.",
+                            "She chose six shirts and sent them to Sheffield.")),
+    ("en-gb-x-rp+f1", 165, ("A proper cup of coffee in a copper coffee pot.",
+                            "Whistling wasps whizz past the whispering willows.")),
+    ("en-us+m7", 135, ("Fast-fading flashes of cheerful fireworks fizzed.",
+                       "Cheese, cherries and chips were served at the feast.")),
+    ("de+f3", 150, ("Schnecken erschrecken, wenn sie an Schnecken schlecken.",
+                    "Zehn zahme Ziegen zogen zehn Zentner Zucker zum Zoo.")),
+    ("de+m5", 140, ("Der Whiskymixer mixt frischen Whisky.", "Sechs Schweizer schwitzten schwer.")),
+    ("fr-fr+m3", 155, ("Si six scies scient six cyprès, six cent six scies scient six cent six cyprès.",
+                       "Ces cerises sont si sûres qu'on ne sait pas si c'en sont.")),
+    ("fr-fr+f4", 145, ("Cinq chiens chassent six chats.", "Seize chaises sèchent.")),
+    ("es+f2", 150, ("Pablito clavó un clavito en la calva de un calvito.",
+                    "Cuando cuentes cuentos, cuenta cuántos cuentos cuentas.")),
+    ("es+m4", 160, ("Erre con erre cigarro, erre con erre barril.", "Seis sastres sesudos cosen sin cesar.")),
+    ("it+m2", 150, ("Apelle figlio di Apollo fece una palla di pelle di pollo.",
+                    "Chi fa scherzi spesso si scotta.")),
+    ("it+f3", 155, ("Tre tigri contro tre tigri.", "Sessantasei sassi sotto sei sacchi.")),
+    ("pt+f1", 150, ("O rato roeu a roupa do rei de Roma.", "Sabiá sabia assobiar.")),
+    ("nl+m1", 150, ("De kat krabt de krullen van de trap.", "Zes zeeuwse zeeslakken zwemmen zacht.")),
+    ("pl+f2", 140, ("W Szczebrzeszynie chrząszcz brzmi w trzcinie.", "Stół z powyłamywanymi nogami.")),
+    ("sv+m2", 150, ("Sju sjösjuka sjömän sköttes av sju sköna sjuksköterskor.", "Kvistfritt kvastskaft.")),
+    ("en-us+f5", 175, ("Sister Suzie's sewing shirts for soldiers.",
+                       "Such skill at sewing shirts our shy young sister Suzie shows.")),
+)
+
+MUSIC = (
+    # name, seed, builder, seconds, dry, kwargs
+    ("music_piano_bright", 101, mc.piece_piano, 8.0, False, dict(bpm=112, root=76, scale=mc.MAJOR, prog=1)),
+    ("music_epiano", 102, mc.piece_piano, 8.0, False, dict(bpm=92, root=67, scale=mc.MINOR, prog=5)),
+    ("music_celesta", 103, mc.piece_piano, 7.0, True, dict(bpm=104, root=79, scale=mc.MAJOR, prog=8)),
+    ("music_marimba", 104, mc.piece_piano, 7.0, True, dict(bpm=120, root=72, scale=mc.MINOR, prog=12)),
+    ("music_guitar_nylon", 105, mc.piece_piano, 8.0, False, dict(bpm=88, root=64, scale=mc.MAJOR, prog=24)),
+    ("music_strings_choir", 106, mc.piece_strings, 8.0, False,
+     dict(bpm=70, root=62, scale=mc.MAJOR, pad_prog=52, lead_prog=40)),
+    ("music_strings_synth", 107, mc.piece_strings, 8.0, False,
+     dict(bpm=84, root=65, scale=mc.MINOR, pad_prog=90, lead_prog=71)),
+    ("music_band_funk", 108, mc.piece_band, 8.0, False,
+     dict(bpm=100, root=62, scale=mc.MINOR, bass_prog=36, chord_prog=16, lead_prog=61, drums="disco")),
+    ("music_band_pop", 109, mc.piece_band, 8.0, False,
+     dict(bpm=124, root=69, scale=mc.MAJOR, bass_prog=33, chord_prog=2, lead_prog=80, drums="rock")),
+    ("music_band_breaks", 110, mc.piece_band, 8.0, True,
+     dict(bpm=96, root=60, scale=mc.MINOR, bass_prog=39, chord_prog=18, lead_prog=66, drums="breaks")),
+    ("music_band_jazz", 111, mc.piece_band, 8.0, False,
+     dict(bpm=140, root=65, scale=mc.MAJOR, bass_prog=32, chord_prog=0, lead_prog=57, drums="ride")),
+    ("music_band_distort", 112, mc.piece_band, 8.0, False,
+     dict(bpm=132, root=64, scale=mc.MINOR, bass_prog=34, chord_prog=30, lead_prog=84, drums="rock")),
+    ("drums_rock_fast", 113, mc.piece_drums, 6.0, True, dict(bpm=150, style="rock")),
+    ("drums_disco", 114, mc.piece_drums, 6.0, True, dict(bpm=118, style="disco")),
+    ("drums_breaks_slow", 115, mc.piece_drums, 6.0, False, dict(bpm=90, style="breaks")),
+    ("drums_ride_fast", 116, mc.piece_drums, 6.0, True, dict(bpm=180, style="ride")),
+    ("drums_rock_wet", 117, mc.piece_drums, 6.0, False, dict(bpm=100, style="rock")),
+    ("drums_disco_wet", 118, mc.piece_drums, 6.0, False, dict(bpm=126, style="disco")),
+)
+
+
+def synthetic(r: int = 0):
+    """(name, render) pairs of seeded synthetic signals, none equal to an eval recipe (round ``r`` shifts them)."""
+    k0 = 50 * r
+    out = [
+        (f"chirp_log_down_{f0:.0f}_{f1 * (1 + 0.5 * r):.0f}",
+         partial(mc.synth_chirp, f0=f0, f1=f1 * (1 + 0.5 * r), seconds=secs + 0.5 * r))
+        for f0, f1, secs in ((6000.0, 100.0, 5.0), (7900.0, 300.0, 4.0), (7999.0, 1000.0, 4.0))
+    ]
+    bands = (((None, None),), ((4000.0, None),), ((3000.0, 7000.0), (None, 1500.0)), ((5000.0, None), (None, None)))
+    for k, b in enumerate(bands):
+        out.append((f"noise_bursts_s{200 + k + k0}", partial(mc.synth_bursts, seed=200 + k + k0, seconds=4.5,
+                                                              bands=b)))
+    tones = ((130.8, (4500.0, 7500.0), -6.0, 0.0), (165.0, (4000.0, 7000.0), -9.0, 4.0),
+             (196.0, (5500.0, 7900.0), -3.0, 0.0), (262.0, (4000.0, 5500.0), -15.0, 6.0),
+             (294.0, (4200.0, 7900.0), -1.0, 0.0), (392.0, (6000.0, 7900.0), -8.0, 5.0),
+             (98.0, (4000.0, 7900.0), -10.0, 3.0), (440.0, (4500.0, 6500.0), -5.0, 0.0))
+    for k, (f0, band, db, vib) in enumerate(tones):
+        f0 = f0 * 1.06 ** r if abs(f0 * 1.06 ** r - 220.0) > 5 else f0 * 1.06 ** (r + 1)
+        out.append((f"tone_{int(f0)}_noise_{int(band[0] // 1000)}k_{int(band[1] // 1000)}k",
+                    partial(mc.synth_tone_noise, seed=300 + k + k0, f0=f0, seconds=5.0, noise_band=band, noise_db=db,
+                            vibrato_hz=vib)))
+    return out
+
+
+#: Melodic GM programs used when shifting music recipes (never 6, 27, 34 or 65: the eval clips' programs).
+PROGRAMS = (0, 1, 2, 4, 5, 8, 10, 11, 12, 13, 16, 19, 21, 24, 25, 26, 28, 30, 40, 41, 46, 52, 56, 57, 60, 61, 66, 68,
+            71, 73, 80, 81, 84, 88, 90)
+DRUM_STYLES = ("rock", "disco", "breaks", "ride")
+EVAL_VOICES = ("en-us+f4", "en-gb-scotland+m5")
+
+
+def _shift_voice(voice: str, r: int) -> str:
+    lang, var = voice.split("+")
+    sex, num = var[0], int(var[1:])
+    out = f"{lang}+{sex}{(num - 1 + 2 * r) % 5 + 1}"
+    return out if out not in EVAL_VOICES else f"{lang}+{sex}{(num + 2 * r) % 5 + 1}"
+
+
+def recipes(r: int):
+    """(name, render) of round ``r``: round 0 is the lists above; later rounds shift every recipe."""
+    sfx = f"_r{r}" if r else ""
+    jobs = []
+    for voice, speed, sents in SPEECH:
+        v = _shift_voice(voice, r) if r else voice
+        name = "speech_" + v.replace("-", "_").replace("+", "_") + sfx
+        jobs.append((name, partial(mc.speech_clip, voice=v, speed=speed + 7 * r * (-1) ** r, sentences=sents)))
+    for name, seed, builder, secs, dry, kw in MUSIC:
+        kw = dict(kw)
+        if r:
+            for key in ("prog", "chord_prog", "lead_prog", "pad_prog"):
+                if key in kw:
+                    kw[key] = PROGRAMS[(PROGRAMS.index(kw[key]) + 7 * r) % len(PROGRAMS)] \
+                        if kw[key] in PROGRAMS else kw[key]
+            if "style" in kw:
+                kw["style"] = DRUM_STYLES[(DRUM_STYLES.index(kw["style"]) + r) % len(DRUM_STYLES)]
+            if "drums" in kw:
+                kw["drums"] = DRUM_STYLES[(DRUM_STYLES.index(kw["drums"]) + r) % len(DRUM_STYLES)]
+            kw["bpm"] = kw["bpm"] * (1 + 0.08 * r)
+            kw["root"] = kw.get("root", 60) + (2 * r) % 7 if "root" in kw else None
+            if kw["root"] is None:
+                del kw["root"]
+        jobs.append((name + sfx, partial(mc.music_clip, seed=seed + 50 * r, builder=builder, seconds=secs, dry=dry,
+                                         **kw)))
+    for name, render in synthetic(r):
+        jobs.append((name + sfx, render))
+    return jobs
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, required=True, help="new (or empty) output folder")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="rounds of the recipe list; round r > 0 shifts voices, seeds, programs and pitches")
+    args = ap.parse_args(argv)
+    if args.out.exists() and any(args.out.iterdir()):
+        print(f"error: {args.out} is not empty; pass a new folder", file=sys.stderr)
+        return 2
+    mc.check_tools()
+    args.out.mkdir(parents=True, exist_ok=True)
+    total = 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        jobs = []
+        for r in range(args.rounds):
+            jobs.extend(recipes(r))
+        for name, render in jobs:
+            x = mc.normalise(np.asarray(render(tmp), dtype=np.float64))
+            dur = mc.write_clip(mc.Clip(name, ".", "x", "", "", render), x, args.out)
+            total += dur
+            print(f"{name:36s} {dur:5.2f} s  >4 kHz {100 * mc.high_band_fraction(x):5.1f} %")
+    print(f"{len(jobs)} clips, {total:.1f} s in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,309 @@
+import json
+import math
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from vaelib import restore
+from vaelib.restore import Restorer, RestorerConfig, RestorerError
+
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def audio_dir(tmp_path_factory):
+    """Five short clips whose names carry their audio type (1.5 s each, seeded)."""
+    folder = tmp_path_factory.mktemp("restorer_audio")
+    rng = np.random.default_rng(0)
+    t = np.arange(int(1.5 * SR)) / SR
+    for i, name in enumerate(("speech_a", "speech_b", "music_c", "drums_d", "noise_e")):
+        x = 0.3 * np.sin(2 * np.pi * (200 + 150 * i) * t) + 0.05 * rng.standard_normal(t.size)
+        sf.write(folder / f"{name}.wav", x.astype(np.float32), SR)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def vae(tiny_snapshot):
+    from vaelib.models import load_vae
+
+    return load_vae(str(tiny_snapshot), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def pairs(vae, audio_dir):
+    from vaelib.audio import find_audio
+
+    return restore.collect_pairs(find_audio(audio_dir), vae, progress=False)
+
+
+def _perturbed(config: RestorerConfig, seed: int = 0) -> Restorer:
+    """A restorer whose residual is not zero (the fresh one is the identity by construction)."""
+    torch.manual_seed(seed)
+    model = Restorer(config)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return model.eval()
+
+
+def test_category_of():
+    assert restore.category_of("a/speech_en_us.flac") == "speech"
+    assert restore.category_of("music_band_rock.wav") == "music"
+    assert restore.category_of("x/drums_hats16.flac") == "percussion"
+    assert restore.category_of("chirp_log.flac") == "other"
+    assert restore.category_of("/data/percussion/take1.wav") == "percussion"  # parent folder names the type
+
+
+def test_loss_formula_on_hand_made_cases():
+    hf = torch.zeros(64, dtype=torch.bool)
+    hf[48:] = True  # 16 high bins
+    ref = torch.zeros(1, 1, 4, 64)
+    # a constant error c everywhere: weighted L1 = |c|, per-frame RMS over HF = |c|
+    est = ref + 0.5
+    got = restore.restorer_loss(est, ref, hf, hf_weight=3.0, lsd_weight=1.0, eps=0.0)
+    assert got.item() == pytest.approx(0.5 + 0.5)
+    # error 1 on the high bins only: L1 = 3·16 / (48 + 3·16) = 0.5; RMS term = 1 (× lsd_weight 2)
+    est = ref.clone()
+    est[..., 48:] = 1.0
+    got = restore.restorer_loss(est, ref, hf, hf_weight=3.0, lsd_weight=2.0, eps=0.0)
+    assert got.item() == pytest.approx(0.5 + 2.0)
+    # LSD term is the mel LSD-HF up to ln(10)/2: metrics.mel_lsd = 2|d|/ln 10 per bin
+    assert restore.restorer_loss(est, ref, hf, lsd_weight=0.0).item() == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("kind,arch", [("mel", "tcn"), ("mel", "unet"), ("latent", "tcn")])
+def test_fresh_restorer_is_identity_and_strength_zero_is_exact(kind, arch):
+    cfg = RestorerConfig(kind=kind, arch=arch, channels=8)
+    shape = (2, 1, 20, 64) if kind == "mel" else (2, 8, 5, 16)
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(0)) - 4
+    assert torch.equal(Restorer(cfg).restore(x, 1.0), x)  # zero-initialised output layer
+    model = _perturbed(cfg)
+    before = x.clone()
+    full, half, zero = model.restore(x, 1.0), model.restore(x, 0.5), model.restore(x, 0.0)
+    assert torch.equal(x, before)  # the input is never changed
+    assert torch.equal(zero, x) and zero is not x
+    assert not torch.equal(full, x)
+    torch.testing.assert_close(half - x, 0.5 * (full - x), atol=1e-5, rtol=1e-4)
+    with pytest.raises(RestorerError, match=r"strength must be in \[0, 1\]"):
+        model.restore(x, 1.2)
+    with pytest.raises(RestorerError, match="4-D"):
+        model.restore(x[0], 1.0)
+
+
+def test_conditional_categories():
+    model = _perturbed(RestorerConfig(conditional=True, channels=8))
+    x = torch.randn(1, 1, 16, 64, generator=torch.Generator().manual_seed(1)) - 4
+    outs = {c: model.restore(x, 1.0, category=c) for c in restore.CATEGORIES}
+    assert not torch.equal(outs["speech"], outs["music"])
+    torch.testing.assert_close(model.restore(x, 1.0, category=0), outs["speech"])
+    probs = model.type_probs(x)
+    assert probs.shape == (1, 4) and probs.sum().item() == pytest.approx(1.0, abs=1e-5)
+    torch.testing.assert_close(model.restore(x, 1.0, category="auto"), model.restore(x, 1.0, category=probs))
+    with pytest.raises(RestorerError, match="accepted: auto, speech, music, percussion, other"):
+        model.restore(x, 1.0, category="birdsong")
+    plain = _perturbed(RestorerConfig(channels=8))
+    with pytest.raises(RestorerError, match="not conditional"):
+        plain.restore(x, 1.0, category="speech")
+
+
+def test_save_load_roundtrip_and_safetensors_only(tmp_path):
+    model = _perturbed(RestorerConfig(conditional=True, channels=8))
+    restore.save_restorer(model, tmp_path / "r")
+    loaded = restore.load_restorer(tmp_path / "r")
+    x = torch.randn(1, 1, 12, 64) - 4
+    torch.testing.assert_close(loaded.restore(x, 1.0, "music"), model.restore(x, 1.0, "music"))
+    bad = tmp_path / "pickled"
+    bad.mkdir()
+    (bad / "config.json").write_text((tmp_path / "r" / "config.json").read_text())
+    torch.save(model.state_dict(), bad / "model.bin")
+    with pytest.raises(RestorerError, match="refusing to load pickle weights"):
+        restore.load_restorer(bad)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "model.safetensors").write_bytes((tmp_path / "r" / "model.safetensors").read_bytes())
+    (other / "config.json").write_text(json.dumps({"_class_name": "AutoencoderKL"}))
+    with pytest.raises(RestorerError, match="not a vaelib restorer config"):
+        restore.load_restorer(other)
+    with pytest.raises(RestorerError, match="not found"):
+        restore.load_restorer(tmp_path / "missing")
+
+
+def test_split_holdout_keeps_files_together_and_is_seeded(pairs):
+    train, held = restore.split_holdout(pairs, 0.5, seed=0)
+    assert {p["path"] for p in train}.isdisjoint({p["path"] for p in held})
+    assert len(held) == 1 and restore.category_of(held[0]["path"]) == "speech"  # the only type with 2 files
+    assert restore.split_holdout(pairs, 0.5, seed=0)[1][0]["path"] == held[0]["path"]
+    assert restore.split_holdout(pairs, 0.0)[1] == []
+
+
+def _opts(**kw):
+    base = dict(steps=3, batch_size=2, crop_frames=32, eval_every=2, log_every=1, ckpt_every=2, holdout=0.5,
+                threads=None)
+    return restore.TrainOptions(**{**base, **kw})
+
+
+def _weights(folder):
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_same_seed_same_weights_and_resume(vae, pairs, tmp_path, monkeypatch):
+    a = restore.train_restorer(vae, None, tmp_path / "a", opts=_opts(steps=4), channels=8, pairs=pairs,
+                               progress=False)
+    restore.train_restorer(vae, None, tmp_path / "b", opts=_opts(steps=4), channels=8, pairs=pairs, progress=False)
+    restore.train_restorer(vae, None, tmp_path / "c", opts=_opts(steps=4, seed=1), channels=8, pairs=pairs,
+                           progress=False)
+    wa, wb, wc = _weights(tmp_path / "a"), _weights(tmp_path / "b"), _weights(tmp_path / "c")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert not all(torch.equal(wa[k], wc[k]) for k in wa)
+    assert a["steps"] == 4
+    # interrupted after the step-2 checkpoint, then resumed: same weights as the uninterrupted run
+    real = restore._save_checkpoint
+
+    def save_then_stop(folder, model, opt, step, *args):
+        real(folder, model, opt, step, *args)
+        if step == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(restore, "_save_checkpoint", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        restore.train_restorer(vae, None, tmp_path / "d", opts=_opts(steps=4), channels=8, pairs=pairs,
+                               progress=False)
+    monkeypatch.setattr(restore, "_save_checkpoint", real)
+    restore.train_restorer(vae, None, tmp_path / "d", opts=_opts(steps=4), channels=8, pairs=pairs, progress=False,
+                           resume=True, echo=lambda s: None)
+    wd = _weights(tmp_path / "d")
+    assert all(torch.equal(wa[k], wd[k]) for k in wa)
+
+
+def test_latent_and_conditional_kinds_train(vae, pairs, tmp_path):
+    res = restore.train_restorer(vae, None, tmp_path / "lat", kind="latent", conditional=True,
+                                 opts=_opts(steps=2), channels=8, pairs=pairs, progress=False)
+    model = restore.load_restorer(tmp_path / "lat")
+    assert model.kind == "latent" and model.embedding is not None
+    held = res["eval"]["heldout"]["mean"]
+    assert held["clips"] == 1 and math.isfinite(held["lsd_hf_change"]) and 0 <= held["type_accuracy"] <= 1
+
+
+def test_cli_train_restorer_end_to_end(tiny_snapshot, audio_dir, tmp_path, capsys):
+    from vaelib.cli import main
+
+    out = tmp_path / "run"
+    argv = ["train-restorer", "--model", str(tiny_snapshot), "--audio", str(audio_dir), "--out", str(out),
+            "--steps", "3", "--device", "cpu", "--channels", "8", "--crop-frames", "32", "--batch-size", "2",
+            "--holdout", "0.5", "--eval-every", "2", "--no-progress", "--seed", "3"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "held-out (1 clips)" in printed and "mel LSD-HF" in printed
+    for name in ("model.safetensors", "config.json", "MODEL_CARD.md", "training_log.csv", "training_curve.png",
+                 "eval.json", "checkpoint/state.json"):
+        assert (out / name).is_file(), name
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["training"]["steps"] == 3 and cfg["training"]["options"]["seed"] == 3
+    assert len(cfg["training"]["heldout_clips"]) == 1
+    model = restore.load_restorer(out)
+    assert model.config.channels == 8
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "Held-out clips" in card and "mel LSD ≥ 4 kHz" in card
+    before = (out / "model.safetensors").read_bytes()
+    assert main(argv) == 2  # refuses to overwrite
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "not empty" in err and err.count("\n") == 1
+    assert (out / "model.safetensors").read_bytes() == before
+    assert main([*argv, "--resume"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+    assert main(["train-restorer", "--audio", str(tmp_path / "nope"), "--out", str(tmp_path / "x")]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_registered_restorer_is_an_enhancer(tiny_snapshot, vae, pairs, tmp_path, tone_wave):
+    from vaelib import enhance
+    from vaelib.pipeline import reconstruct
+
+    folder = tmp_path / "mine"
+    restore.train_restorer(vae, None, folder, opts=_opts(steps=2), channels=8, pairs=pairs, progress=False)
+    name = restore.register(folder, "my_restorer")
+    try:
+        assert enhance.get(name).stage == "mel"
+        rec = reconstruct(tone_wave, vae, None, enhancers={"r0": (name, {"strength": 0}), name: None}, vocode=False)
+        assert np.array_equal(rec["r0"].mel, rec["vae"].mel)
+        model = restore.load_restorer(folder)
+        dec = torch.from_numpy(rec["vae"].mel)[None, None]
+        np.testing.assert_allclose(rec[name].mel, model.restore(dec, 1.0)[0, 0].numpy(), atol=1e-5)
+        with pytest.raises(RestorerError, match="taken by a built-in"):
+            restore.register(folder, "mel_shelf")
+    finally:
+        enhance.ENHANCERS.pop(name, None)
+
+
+def test_augment_wave_is_seeded_and_normalised(vae, audio_dir):
+    from vaelib.audio import find_audio
+
+    x = np.sin(2 * np.pi * 440 * np.arange(8000) / SR).astype(np.float32) * 0.5
+    a = restore.augment_wave(x, np.random.default_rng(3), SR, other=x[::-1].copy())
+    b = restore.augment_wave(x, np.random.default_rng(3), SR, other=x[::-1].copy())
+    assert np.array_equal(a, b) and not np.allclose(a, x, atol=1e-3)
+    assert np.abs(a).max() == pytest.approx(0.5, rel=1e-4) and abs(float(a.mean())) < 1e-6
+    files = find_audio(audio_dir)[:2]
+    items = restore.collect_pairs(files, vae, progress=False, augment=1, seed=0)
+    assert [it["aug"] for it in items] == [False, True, False, True]
+    assert items[1]["path"] == items[0]["path"] and items[1]["name"].endswith("~aug1")
+    train, held = restore.split_holdout(items, 0.5, seed=0)
+    assert not any(it["aug"] for it in held)
+
+
+def test_compare_verdict_and_summary(vae, pairs):
+    res = restore.compare_restorers(pairs, vae, restorers=("learned", "learned_cond"))
+    t = res["table"]
+    assert t.index[0] == "plain VAE" and t.loc["plain VAE", "lsd_hf_change_%"] == 0
+    assert [r.split(":")[0] for r in t.index[1:5]] == ["best seed setting", "baseline", "baseline", "baseline"]
+    assert list(t.index[5:]) == ["learned: learned", "learned: learned_cond(auto)", "learned: learned_cond(label)"]
+    rows = [r for r in res["rows"] if r["label"] == "vae"]
+    assert t.loc["plain VAE", "lsd_hf"] == pytest.approx(np.mean([r["lsd_hf"] for r in rows]))
+    # the chosen setting of each group is the one with the lowest mean LSD-HF among its candidates
+    means = {}
+    for r in res["rows"]:
+        means.setdefault(r["label"], []).append(r["lsd_hf"])
+    seed_best = min(restore.SEED_CANDIDATES, key=lambda lab: np.mean(means[lab]))
+    assert res["chosen"]["seed"] == seed_best
+    lines = restore.verdict(res)
+    best = min((r for r in t.index if r.startswith("learned: ")), key=lambda r: t.loc[r, "lsd_hf"])
+    assert f"{abs(t.loc[best, 'lsd_hf_change_%']):.0f} %" in lines[0] and best[9:] in lines[0]
+    summary = restore.summary_numbers(res)
+    assert summary["vae_lsd_hf"] == pytest.approx(t.loc["plain VAE", "lsd_hf"])
+    assert summary["learned_lsd_hf_change_pct"] == pytest.approx(t.loc["learned: learned", "lsd_hf_change_%"])
+    assert all(isinstance(v, float) for v in summary.values())
+    ext = restore.extremes(res)
+    assert ext["change"][ext["best"]] <= ext["change"][ext["worst"]]
+    mels = restore.variant_mels(pairs[0], ["learned", "learned_cond(auto)"])
+    assert [m[0] for m in mels] == ["input", "VAE only", "learned", "learned_cond(auto)"]
+    no_learned = restore.compare_restorers(pairs[:1], vae, restorers=())
+    assert "No learned restorer" in restore.verdict(no_learned)[0]
+
+
+def test_render_restorer_and_figures(vae, pairs):
+    from vaelib import plots, widgets
+
+    items = pairs[:2]
+    ctx = widgets.RenderContext(names=[it["name"] for it in items], waves=[None] * 2,
+                                input_mels=[it["mel"][0, 0].numpy() for it in items],
+                                latents=[it["z"] for it in items], vae_mels=[it["dec"][0, 0].numpy() for it in items],
+                                vae_waves=[None] * 2, vae=vae, vocoder=None)
+    off = widgets.render_restorer(widgets.RestorerState("learned", 0.0, clip=1), ctx)
+    assert np.array_equal(off.mel, ctx.vae_mels[1]) and off.wave is None and off.audio_html == ""
+    on = widgets.render_restorer(widgets.RestorerState("learned_cond", 1.0, "music", clip=0), ctx)
+    assert list(on.metrics.index) == ["VAE only", "restored"] and on.params == {"strength": 1.0, "category": 1.0}
+    assert on.title == "learned_cond(strength=1, category=1)"
+    with pytest.raises(ValueError, match="out of range"):
+        widgets.render_restorer(widgets.RestorerState("learned", 2.0), ctx)
+    with pytest.raises(ValueError, match="unknown restorer"):
+        widgets.render_restorer(widgets.RestorerState("mel_shelf", 1.0), ctx)
+    fig = plots.restorer_comparison_figure([("input", ctx.input_mels[0]), ("VAE only", ctx.vae_mels[0]),
+                                            ("restored", on.mel)])
+    assert len(fig.axes) == 6
+    logs = {"a": [{"step": "1", "loss": "0.5", "heldout_lsd_hf_change": ""},
+                  {"step": "2", "loss": "0.4", "heldout_lsd_hf_change": "-0.1"}]}
+    assert len(plots.training_curves_figure(logs).axes) == 2
