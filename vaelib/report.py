@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 #: The report notebooks, run in this order.
-DEFAULT_NOTEBOOKS = ("01_baseline.ipynb", "02_latent_enhance.ipynb", "03_analysis.ipynb")
+DEFAULT_NOTEBOOKS = ("01_baseline.ipynb", "02_latent_enhance.ipynb", "03_analysis.ipynb", "04_learned_enhance.ipynb")
 #: Parameters the runner sets itself (and refuses from the user): :data:`vaelib.params.RUNNER_OWNED`.
 RUNNER_OWNED = _params.RUNNER_OWNED
 #: Parameters passed to every notebook that declares them, so all notebooks see the same inputs.

@@ -770,11 +770,12 @@ def variant_mels(item: dict, labels) -> list[tuple[str, np.ndarray]]:
 def summary_numbers(result: dict) -> dict:
     """Flat numeric summary of :func:`compare_restorers` with stable keys (for ``metrics.json``).
 
-    Keys ``<row>_lsd_hf``, ``<row>_l1`` and, except for the plain VAE, ``<row>_lsd_hf_change_pct`` /
-    ``<row>_l1_change_pct``, where ``<row>`` is ``vae``, ``best_seed``, ``baseline_<method>``, ``learned``,
-    ``learned_cond_auto``, ``learned_cond_label`` (the chosen settings are in ``result["chosen"]``).
+    Keys ``n_clips``, ``<row>_mel_lsd_hf``, ``<row>_mel_l1`` and, except for the plain VAE,
+    ``<row>_mel_lsd_hf_change`` / ``<row>_mel_l1_change`` (relative, a fraction; negative = better), where
+    ``<row>`` is ``vae``, ``best_seed``, ``baseline_<method>``, ``learned``, ``learned_cond`` (type inferred, the
+    unlabelled use) and ``learned_cond_label`` (type given). The chosen settings are in ``result["chosen"]``.
     """
-    out = {}
+    out = {"n_clips": len({r["clip"] for r in result["rows"]})}
     for row in result["table"].index:
         if row == "plain VAE":
             key = "vae"
@@ -783,12 +784,13 @@ def summary_numbers(result: dict) -> dict:
         elif row.startswith("baseline: "):
             key = "baseline_" + row[len("baseline: "):].split("(")[0]
         else:
-            key = row[len("learned: "):].replace("(", "_").replace(")", "")
+            key = {"learned_cond(auto)": "learned_cond", "learned_cond(label)": "learned_cond_label"}.get(
+                row[len("learned: "):], row[len("learned: "):])
         t = result["table"].loc[row]
-        out[f"{key}_lsd_hf"], out[f"{key}_l1"] = float(t["lsd_hf"]), float(t["l1"])
+        out[f"{key}_mel_lsd_hf"], out[f"{key}_mel_l1"] = float(t["lsd_hf"]), float(t["l1"])
         if key != "vae":
-            out[f"{key}_lsd_hf_change_pct"] = float(t["lsd_hf_change_%"])
-            out[f"{key}_l1_change_pct"] = float(t["l1_change_%"])
+            out[f"{key}_mel_lsd_hf_change"] = float(t["lsd_hf_change_%"]) / 100
+            out[f"{key}_mel_l1_change"] = float(t["l1_change_%"]) / 100
     return out
 
 
@@ -804,8 +806,9 @@ def verdict(result: dict, restorers=("learned", "learned_cond")) -> list[str]:
     best = min(learned, key=lambda r: t.loc[r, "lsd_hf"])
     b_hf, b_l1 = -t.loc[best, "lsd_hf_change_%"], -t.loc[best, "l1_change_%"]
     word = "restores" if b_hf > 0 else "does not restore any of"
+    l1_word = "lowers" if b_l1 > 0 else "raises"
     lines.append(f"The best learned restorer ({best[9:]}) {word} {abs(b_hf):.0f} % of the high-band mel error "
-                 f"(LSD ≥ 4 kHz) that the VAE leaves, and changes the full-band mel L1 by {-b_l1:+.0f} %.")
+                 f"(LSD ≥ 4 kHz) that the VAE leaves, and {l1_word} the full-band mel L1 by {abs(b_l1):.1f} %.")
     best_other = min(others, key=lambda r: t.loc[r, "lsd_hf"])
     o_hf = -t.loc[best_other, "lsd_hf_change_%"]
     lines.append(f"The best non-learned method ({best_other}) {'lowers' if o_hf > 0 else 'raises'} it by "
@@ -1205,8 +1208,9 @@ def model_card(info: dict, ev: dict, rows: list[dict]) -> str:
         f"CPU time (all threads), {info['threads']} threads, device {md_text(info['device'])} |",
         f"| data | {len(info['train_clips'])} training files ({info['train_seconds_audio']:.0f} s of audio), "
         f"{len(info['heldout_clips'])} held out |",
-        "| loss | band-weighted L1 on log-mel (×3 at ≥ 4 kHz) + per-frame high-band RMS log-ratio (see "
-        "`vaelib.restore`) |", "",
+        f"| loss | band-weighted L1 on log-mel (×{info['options']['hf_weight']:g} at ≥ 4 kHz) + "
+        f"{info['options']['lsd_weight']:g} × per-frame high-band RMS log-ratio (see `vaelib.restore`) |",
+        f"| augmentation | {info['options'].get('augment', 0)} re-coloured cop(ies) per training clip |", "",
         "## Command", "", "```bash", info.get("command") or "(library call)", "```", "",
     ]
     held = (ev or {}).get("heldout")
@@ -1273,6 +1277,9 @@ def add_parser(subparsers, parser_class=None):
     g.add_argument("--steps", type=int, default=None, help="training steps (default 2000)")
     g.add_argument("--minutes", type=float, default=None, help="train for this wall time instead of --steps")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    p.add_argument("--dtype", default=None, choices=("float32", "bfloat16"),
+                   help="VAE weights dtype (bfloat16: faster pairs / latent training on a GPU; the restorer trains in "
+                        "float32)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
     p.add_argument("--arch", choices=("tcn", "unet"), default="tcn",
@@ -1342,7 +1349,7 @@ def _main(args) -> int:
     if any(f.resolve() in demo_eval for f in files):
         sys.stderr.write("warning: training on bundled demo *eval* clips: their scores are no longer held out\n")
     try:
-        vae = load_vae(args.model, device=args.device)
+        vae = load_vae(args.model, device=args.device, dtype=args.dtype)
     except ModelLoadError as exc:
         return _err(exc)
     command = "vaelib train-restorer " + " ".join(shlex.quote(a) for a in sys.argv[2:]) \
