@@ -254,19 +254,21 @@ class Evaluator:
             for j in range(i, i + ahead + 1):
                 want(j)
             wave, reason = loads.pop(i).result() if i in loads else self.load(item)
+            n = 0 if wave is None else wave.shape[0]
             if wave is not None:
                 try:
                     rec = self.reconstruct(wave)
                 except (ValueError, RuntimeError) as exc:
-                    wave, reason = None, f"round trip failed: {one_line(exc, 300)}"
-            if wave is None:
+                    rec, reason = None, f"round trip failed: {one_line(exc, 300)}"
+                del wave  # the reconstruction holds the normalised copy it needs
+            if not n or rec is None:
                 bad.append({"path": item["path"], "clip": item["clip"], "category": item.get("category") or "",
                             "reason": reason})
                 continue
             if pool is not None:
-                scores.append(pool.submit(self.score, item, wave.shape[0], rec))
+                scores.append(pool.submit(self.score, item, n, rec))
             else:
-                rows.extend(self.score(item, wave.shape[0], rec))
+                rows.extend(self.score(item, n, rec))
             del rec
         for fut in scores:
             rows.extend(fut.result())

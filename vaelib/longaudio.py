@@ -249,7 +249,7 @@ class RoundTrip:
         x = np.asarray(samples, dtype=np.float32).reshape(-1)
         if x.size and not np.isfinite(x).all():
             raise ValueError("input block holds NaN or Inf samples")
-        self._buf = np.concatenate([self._buf, x]) if self._buf.size else x.copy()
+        self._buf = np.concatenate([self._buf, x]) if self._buf.size else x  # only read, never written
         self._n_in += x.size
         w = self.win
         # regular window k exists once input beyond its end has arrived (then it is not the last window)
@@ -407,7 +407,8 @@ def reconstruct_long(wave, vae, vocoder=None, enhancers=None, *, seed: int = 0, 
     normalise : bool
         Apply the training normalisation (mean removed, peak 0.5) over the whole recording first.
     block : int, optional
-        Push the input in blocks of this many samples (default: all at once; the result is the same).
+        Push the input in blocks of this many samples (default: 4 window hops, so that finished output leaves the
+        processor as it goes; any block size gives the same result).
 
     Returns
     -------
@@ -422,22 +423,34 @@ def reconstruct_long(wave, vae, vocoder=None, enhancers=None, *, seed: int = 0, 
     gain = 1.0
     if normalise:
         x, gain = normalize(x)
+    x = pad_to_multiple(x, cfg)  # padding here (not in flush) lets the input double as the reference waveform
     rt = RoundTrip(vae, vocoder, enhancers, seed=seed, windowing=windowing, vocode=vocode, cfg=cfg)
-    pieces = []
-    step = block or max(x.shape[0], 1)
+    mels: dict = {}
+    waves: dict = {}
+    win = windowing or Windowing()
+    step = block or 4 * win.hop * cfg.hop_length  # finished output is collected every few windows
+
+    def take(pieces):  # write each finished piece into preallocated outputs (no list of pieces, no concatenation)
+        for p in pieces:
+            for name, m in p.mels.items():
+                if name not in mels:
+                    mels[name] = np.empty((x.shape[0] // cfg.hop_length, m.shape[1]), dtype=np.float32)
+                mels[name][p.start:p.start + m.shape[0]] = m
+            for name, w in p.waves.items():
+                if name not in waves:
+                    waves[name] = np.empty(x.shape[0], dtype=np.float32)
+                waves[name][p.start * cfg.hop_length:p.start * cfg.hop_length + w.shape[0]] = w
+
     for i in range(0, x.shape[0], step):
-        pieces.extend(rt.push(x[i:i + step]))
-    pieces.extend(rt.flush())
-    x = pad_to_multiple(x, cfg)
+        take(rt.push(x[i:i + step]))
+    take(rt.flush())
     stages = {}
     for s in rt.stages:
-        mel = np.concatenate([p.mels[s] for p in pieces])
-        wv = np.concatenate([p.waves[s] for p in pieces]) if s in pieces[0].waves else None
         params = {}
         if s in rt.enhancers:
             method, p = rt.enhancers[s]
             params = {"method": method, **p}
-        stages[s] = Stage(s, mel, wv, params)
+        stages[s] = Stage(s, mels[s], waves.get(s), params)
     stages = {"input": Stage("input", stages["mel_projection"].mel, x), **stages}
     rec = Reconstruction(wave=x, gain=float(gain), latent=None, stages=stages, sr=cfg.sr)
     rec.n_windows = rt.n_windows

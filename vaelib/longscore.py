@@ -7,7 +7,7 @@ whole-file function would see, so frames at segment boundaries are the very fram
 computation. Tested against :func:`vaelib.metrics.score` / :func:`~vaelib.metrics.score_mel` on whole signals
 (``tests/test_longaudio.py``); only float rounding differs (relative 1e-9 or better).
 
-Memory: one segment (default 60 s) of spectrograms at a time instead of the whole file's — the one-piece
+Memory: one segment (default 30 s) of spectrograms at a time instead of the whole file's — the one-piece
 functions hold several GB for a 30-minute file (float64 complex STFTs at 4 resolutions).
 
 Per metric (definitions and sources in :mod:`vaelib.metrics`):
@@ -66,7 +66,7 @@ def _segments(total: int, step: int):
         yield t0, min(total, t0 + step)
 
 
-def score_long(ref, est, sr: int = 16000, cfg=None, segment_s: float = 60.0) -> dict[str, float]:
+def score_long(ref, est, sr: int = 16000, cfg=None, segment_s: float = 30.0) -> dict[str, float]:
     """:func:`vaelib.metrics.score` (``lsd=True, extended=True``) of two long waveforms, segment by segment.
 
     Parameters
