@@ -18,6 +18,8 @@ import math
 import numpy as np
 from matplotlib.figure import Figure
 
+from .metrics import HIGH_BAND_HZ
+
 __all__ = [
     "comparison_figure",
     "mel_difference_figure",
@@ -134,7 +136,7 @@ def comparison_figure(waves, mels, sr: int = 16000, cfg=None, title: str = "", f
     axs[0, 1].set_title("spectrum (Welch PSD, log-log)", fontsize=9)
     axs[0, 1].set_xlabel("Hz")
     axs[0, 1].set_ylabel("dB")
-    axs[0, 1].axvline(4000, color="grey", lw=0.6, ls=":")
+    axs[0, 1].axvline(HIGH_BAND_HZ, color="grey", lw=0.6, ls=":")
     axs[0, 1].legend(fontsize=7)
     width = 0.8 / max(len(waves), 1)
     x = np.arange(len(_BAND_ORDER))
@@ -243,7 +245,7 @@ def render_figure(input_mel, vae_mel, enhanced_mel, waves=None, sr: int = 16000,
         axs[2].set_xlabel("Hz")
         axs[2].set_ylabel("mean log-mel (dB)")
         axs[2].set_title("mean level per mel bin", fontsize=9)
-    axs[2].axvline(4000, color="grey", lw=0.6, ls=":")
+    axs[2].axvline(HIGH_BAND_HZ, color="grey", lw=0.6, ls=":")
     axs[2].legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=11)
