@@ -19,7 +19,7 @@ import time
 import torch
 
 SEED_PRESETS = ("seed_frequency", "seed_noise", "seed_contrast", "seed_hybrid")
-#: REFERENCE §6: FLOPs of the real-size models on one 10.24 s clip (TFLOP).
+#: docs/reference.md §6: FLOPs of the real-size models on one 10.24 s clip (TFLOP).
 FLOPS_T = {"encode": 0.31, "decode": 0.64, "hifigan": 1.03}
 
 

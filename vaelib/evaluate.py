@@ -710,7 +710,7 @@ def evaluate(audio, *, model: str = "auto", vocoder: str = "auto", enhancers=Non
         raise EvalError(f"--device {device}: CUDA is not available here; use --device cpu")
     if dtype == "bfloat16" and not str(dev).startswith("cuda"):
         raise EvalError("--dtype bfloat16 runs as CUDA autocast only; on CPU it was slower than float32 "
-                        "(REFERENCE §6) — use --dtype float32")
+                        "(docs/reference.md §6) — use --dtype float32")
     try:
         from .longaudio import Windowing
 
