@@ -4,8 +4,7 @@ The AudioLDM2 VAE was trained on 1024-frame crops (10.24 s at 16 kHz). Fed a who
 mid-block attention makes time and memory quadratic in the length (docs/reference.md §6), and its GroupNorm
 statistics and attention then span far more than the model ever saw: the bundled tiny VAE decodes a 60 s signal
 in one piece with a mel L1 error of 0.366 nat against the input, but 0.252 nat in 10.24 s windows
-(``docs/eval.md``). So long
-audio goes through the model in windows of the training length:
+(``docs/eval.md``). So long audio goes through the model in windows of the training length:
 
 * **VAE windows** of ``window`` frames start every ``hop = window - overlap`` frames; the last one is aligned to
   the end of the file, so every window has the training length (a file no longer than one window is one window,
