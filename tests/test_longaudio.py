@@ -99,9 +99,9 @@ def test_one_window_is_exactly_reconstruct(vae, gl):
 
 
 def test_any_block_split_gives_the_same_output(vae, gl):
-    x = _noise(2.5, seed=1)
+    x = _noise(1.7, seed=1)
     ref = reconstruct_long(x, vae, gl, windowing=SMALL)
-    assert ref.n_windows == len(SMALL.plan(ref.wave.shape[0] // 160)) >= 5
+    assert ref.n_windows == len(SMALL.plan(ref.wave.shape[0] // 160)) >= 3
     for block in (999, 160 * 64 + 1, 10 ** 6):
         got = reconstruct_long(x, vae, gl, windowing=SMALL, block=block)
         for s in ref.stages:

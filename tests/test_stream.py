@@ -17,7 +17,7 @@ def models():
     return load_vae("bundled", device="cpu"), load_vocoder("griffinlim", device="cpu", n_iter=4)
 
 
-def _signal(seconds=2.0):
+def _signal(seconds=1.3):
     rng = np.random.default_rng(5)
     t = np.arange(int(seconds * SR)) / SR
     return (0.4 * np.sin(2 * np.pi * 500 * t) + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
@@ -34,7 +34,7 @@ def test_stream_equals_offline_and_latency_holds(models):
     rng = np.random.default_rng(0)
     out, pushed, i, lag = [], 0, 0, 0
     while i < x.size:
-        n = int(rng.integers(1, 3000))
+        n = int(rng.integers(1, 2500))
         out.append(s.process(x[i:i + n]))
         i += n
         pushed = min(i, x.size)
@@ -50,7 +50,7 @@ def test_stream_generator_gain_and_stage(models):
     """``stream`` yields the same samples; ``gain`` scales the model input and undoes itself on the output;
     an enhancer's stage can be streamed."""
     vae, voc = models
-    x = _signal(1.5)
+    x = _signal(1.0)
     blocks = [x[i:i + 4000] for i in range(0, x.size, 4000)]
     got = np.concatenate(list(stream(blocks, vae, voc, windowing=SMALL, gain=2.0, stage="seed_contrast",
                                      enhancers=["seed_contrast"])))
