@@ -67,3 +67,17 @@ def test_report_sections_and_refusals(eval_dir, tmp_path):
         write_eval_report(eval_dir, tmp_path / "r")
     with pytest.raises(FileNotFoundError, match="results.parquet"):
         write_eval_report(tmp_path)
+
+
+def test_vaelib_report_from_eval(eval_dir, tmp_path, capsys):
+    """`vaelib report --from-eval DIR --out OUT` builds the same corpus view; a bad folder is one line, exit 2."""
+    from vaelib.cli import main
+
+    assert main(["report", "--from-eval", str(eval_dir), "--out", str(tmp_path / "view")]) == 0
+    assert (tmp_path / "view" / "index.html").is_file()
+    assert f"report: {tmp_path / 'view' / 'index.html'}" in capsys.readouterr().out
+    assert main(["report", "--from-eval", str(tmp_path / "nothing")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "results.parquet" in err and "\n" not in err
+    assert main(["report", "--from-eval", str(eval_dir), "--audio", "demo"]) == 2
+    assert "cannot be combined" in capsys.readouterr().err

@@ -26,7 +26,7 @@ from vaelib.pipeline import reconstruct
 papermill = pytest.importorskip("papermill")
 
 NB_DIR = Path(__file__).resolve().parents[1] / "notebooks"
-NOTEBOOKS = ("01_baseline", "02_latent_enhance", "03_analysis")
+NOTEBOOKS = ("01_baseline", "02_latent_enhance", "03_analysis", "04_learned_enhance")
 SR = 16000
 DURATION = 2.0
 SPECIAL = {
@@ -78,7 +78,12 @@ def test_notebook_runs_without_error_output(nbrun, nb):
     text = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
     assert "skipped" in text and "c_corrupt.wav" in text  # the corrupt file is reported, the rest still runs
     pngs = [o for c in executed.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
-    assert pngs, "no inline figures"
+    if nb == "04_learned_enhance":  # a non-bundled VAE: no learned restorer applies, and 04 says so
+        shown = "".join(str(o.get("data", {}).get("text/markdown", "")) for c in executed.cells
+                        for o in c.get("outputs", []))
+        assert "trained for the bundled tiny VAE, not for this model" in shown
+    else:
+        assert pngs, "no inline figures"
 
 
 EXPECTED = {
@@ -90,6 +95,8 @@ EXPECTED = {
                           "latent_enhanced_b_noise.wav", "comparison_table.csv", "metrics.csv", "metrics.json"],
     "03_analysis": ["sweep.csv", "sweep.png", "pareto.png", "per_clip.png", "claims_vs_measured.csv",
                     "vae_only_a_tones.wav", "best_a_tones.wav", "metrics.csv", "metrics.json"],
+    # a non-bundled (tiny random) VAE: the learned rows are skipped, the baselines are still scored
+    "04_learned_enhance": ["comparison_table.csv", "per_type_lsd_hf_change.csv", "metrics.csv", "metrics.json"],
 }
 
 
@@ -128,6 +135,26 @@ def test_baseline_metrics_agree_with_direct_calls(nbrun):
         assert p["lsd_hf"] == pytest.approx(metrics.lsd_hf(rec.wave, rec["mel_projection"].wave), abs=1e-5)
         lsd_hf.append(r["lsd_hf"])
     assert doc["summary"]["vae_lsd_hf"] == pytest.approx(np.mean(lsd_hf), abs=1e-9)
+
+
+def test_learned_notebook_metrics_agree_with_direct_calls(nbrun):
+    """04's plain-VAE and mel-shelf rows equal reconstruct + metrics on the same clips (mel domain, no vocoder)."""
+    doc = _metrics(nbrun, "04_learned_enhance")
+    vae = load_vae(str(nbrun["snapshot"]), device="cpu")
+    cut = (metrics.HIGH_BAND_HZ, SR / 2 + 1)
+    from vaelib import restore
+
+    pname, values = restore.BASELINE_GRIDS["mel_shelf"]
+    shelf = next({pname: v} for v in values if restore._label("mel_shelf", {pname: v}) == doc["chosen"]["mel_shelf"])
+    plain, shelved = [], []
+    for clip in _clips(nbrun):
+        rec = reconstruct(vaelib.load_audio(clip.path, duration=DURATION), vae, None, vocode=False,
+                          enhancers={"shelf": ("mel_shelf", shelf)})
+        plain.append(metrics.mel_lsd(rec.input_mel, rec["vae"].mel, band=cut))
+        shelved.append(metrics.mel_lsd(rec.input_mel, rec["shelf"].mel, band=cut))
+    assert doc["summary"]["vae_mel_lsd_hf"] == pytest.approx(np.mean(plain), rel=1e-4)
+    assert doc["summary"]["baseline_mel_shelf_mel_lsd_hf"] == pytest.approx(np.mean(shelved), rel=1e-4)
+    assert "learned_mel_lsd_hf" not in doc["summary"]  # the bundled restorers do not belong to this VAE
 
 
 def test_enhance_metrics_with_non_default_parameters_agree_with_direct_calls(nbrun):

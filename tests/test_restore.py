@@ -274,7 +274,7 @@ def test_compare_verdict_and_summary(vae, pairs):
     assert f"{abs(t.loc[best, 'lsd_hf_change_%']):.0f} %" in lines[0] and best[9:] in lines[0]
     summary = restore.summary_numbers(res)
     assert summary["vae_mel_lsd_hf"] == pytest.approx(t.loc["plain VAE", "lsd_hf"])
-    assert summary["learned_mel_lsd_hf_change"] == pytest.approx(t.loc["learned: learned", "lsd_hf_change_%"] / 100)
+    assert summary["learned_mel_lsd_hf_rel_change"] == pytest.approx(t.loc["learned: learned", "lsd_hf_change_%"] / 100)
     assert summary["learned_cond_mel_l1"] == pytest.approx(t.loc["learned: learned_cond(auto)", "l1"])
     assert summary["n_clips"] == len(pairs) and all(isinstance(v, float) for k, v in summary.items() if k != "n_clips")
     ext = restore.extremes(res)

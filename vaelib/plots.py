@@ -21,6 +21,8 @@ from matplotlib.figure import Figure
 from .metrics import HIGH_BAND_HZ
 
 __all__ = [
+    "training_curves_figure",
+    "restorer_comparison_figure",
     "comparison_figure",
     "mel_difference_figure",
     "band_error_figure",

@@ -579,6 +579,7 @@ COMPACT_ROWS: dict[str, tuple[str, ...]] = {
     "02_latent_enhance": ("lsd_hf", "mel_lsd_hf", "ber_high", "added_hf_flatness", "d_claims_high_pp", "d_snr_db",
                           "snr_db"),
     "03_analysis": ("mel_lsd_hf", "mel_l1", "mel_ber_high", "mel_err_db_high", "d_claims_high_pp", "d_snr_db"),
+    "04_learned_enhance": ("mel_lsd_hf", "mel_l1"),
 }
 
 
@@ -597,9 +598,11 @@ def _compact_table(stem: str, summary: Mapping, used: set) -> str:
             continue
         if suffix == "change":
             stage = f"{stage} (change vs. VAE only)"
+        elif suffix == "rel_change":
+            stage = f"{stage} (% vs. VAE only)"
         if stage not in stages:
             stages.append(stage)
-        cells.setdefault(metric, {})[stage] = (str(key), value)
+        cells.setdefault(metric, {})[stage] = (str(key), value, suffix)
     order = COMPACT_ROWS.get(stem) or tuple(glossary.METRICS)
     rows = [m for m in order if m in cells]
     if not rows:
@@ -617,8 +620,8 @@ def _compact_table(stem: str, summary: Mapping, used: set) -> str:
         tds = []
         for st in stages:
             hit = cells[m].get(st)
-            tds.append(f'<td class="num" title="{e(hit[0])}">{e(glossary.format_value(hit[1], m))}</td>' if hit
-                       else "<td></td>")
+            tds.append(f'<td class="num" title="{e(hit[0])}">{e(glossary.format_value(hit[1], m, hit[2]))}</td>'
+                       if hit else "<td></td>")
         out.append(f"<tr>{label}{''.join(tds)}</tr>")
     out.append("</table>")
     return "".join(out)

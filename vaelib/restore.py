@@ -771,7 +771,7 @@ def summary_numbers(result: dict) -> dict:
     """Flat numeric summary of :func:`compare_restorers` with stable keys (for ``metrics.json``).
 
     Keys ``n_clips``, ``<row>_mel_lsd_hf``, ``<row>_mel_l1`` and, except for the plain VAE,
-    ``<row>_mel_lsd_hf_change`` / ``<row>_mel_l1_change`` (relative, a fraction; negative = better), where
+    ``<row>_mel_lsd_hf_rel_change`` / ``<row>_mel_l1_rel_change`` (relative, a fraction; negative = better), where
     ``<row>`` is ``vae``, ``best_seed``, ``baseline_<method>``, ``learned``, ``learned_cond`` (type inferred, the
     unlabelled use) and ``learned_cond_label`` (type given). The chosen settings are in ``result["chosen"]``.
     """
@@ -789,8 +789,8 @@ def summary_numbers(result: dict) -> dict:
         t = result["table"].loc[row]
         out[f"{key}_mel_lsd_hf"], out[f"{key}_mel_l1"] = float(t["lsd_hf"]), float(t["l1"])
         if key != "vae":
-            out[f"{key}_mel_lsd_hf_change"] = float(t["lsd_hf_change_%"]) / 100
-            out[f"{key}_mel_l1_change"] = float(t["l1_change_%"]) / 100
+            out[f"{key}_mel_lsd_hf_rel_change"] = float(t["lsd_hf_change_%"]) / 100
+            out[f"{key}_mel_l1_rel_change"] = float(t["l1_change_%"]) / 100
     return out
 
 

@@ -24,7 +24,7 @@ from . import enhance as _enhance
 from . import metrics as _metrics
 
 __all__ = ["RenderState", "RenderContext", "RenderResult", "render", "audio_html", "display_outputs",
-           "build_widgets", "EnhanceExplorer"]
+           "build_widgets", "EnhanceExplorer", "RestorerState", "render_restorer", "RestorerExplorer", "restorer_names"]
 
 #: Columns of the metrics table: (label, source, key). source "wave" = :func:`vaelib.study.quick_score` (the
 #: definitions of :func:`vaelib.metrics.score`), "mel" = :func:`vaelib.metrics.score_mel`.

@@ -98,6 +98,13 @@ STAGES: dict[str, str] = {
     "seed_noise": "seed report: noise 0.1",
     "seed_contrast": "seed report: contrast 1.3",
     "seed_hybrid": "seed report: hybrid",
+    "best_seed": "best seed-report setting",
+    "baseline_mel_shelf": "mel high shelf",
+    "baseline_mel_unsharp": "mel unsharp mask",
+    "baseline_frequency_axis": "frequency-axis latent boost",
+    "learned": "learned restorer",
+    "learned_cond": "conditional restorer (type inferred)",
+    "learned_cond_label": "conditional restorer (type given)",
 }
 
 _META = {"n_clips": "clips", "n_settings": "swept settings",
@@ -121,14 +128,18 @@ def describe_key(key: str) -> tuple[str, str, str | None]:
     """Split a summary key into ``(stage label, metric key, change)``.
 
     Returns ``(stage_label, metric, suffix)`` where ``metric`` is a key of :data:`METRICS` (or ``""`` when the key
-    is unknown: then ``stage_label`` is the key itself) and ``suffix`` is ``"change"`` for ``..._change`` keys.
+    is unknown: then ``stage_label`` is the key itself) and ``suffix`` is ``"change"`` for ``..._change`` keys
+    (a difference vs. the plain VAE, in the metric's unit) and ``"rel_change"`` for ``..._rel_change`` keys (a
+    relative change, a fraction).
     ``n_clips``-style keys give ``("", key, None)``.
     """
     if key in _META:
         return "", key, None
     suffix = None
     base = key
-    if base.endswith("_change"):
+    if base.endswith("_rel_change"):
+        base, suffix = base[: -len("_rel_change")], "rel_change"
+    elif base.endswith("_change"):
         base, suffix = base[: -len("_change")], "change"
     for metric in sorted(METRICS, key=len, reverse=True):
         if base.endswith("_" + metric):
@@ -139,8 +150,9 @@ def describe_key(key: str) -> tuple[str, str, str | None]:
     return key, "", None
 
 
-def format_value(value, metric: str = "") -> str:
-    """A number for a table cell, in the metric's unit (``%`` keys are fractions ×100 unless already percent)."""
+def format_value(value, metric: str = "", suffix: str | None = None) -> str:
+    """A number for a table cell, in the metric's unit (``%`` keys are fractions ×100 unless already percent);
+    ``suffix="rel_change"`` formats a relative change (a fraction) as a signed percentage."""
     import math
 
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
@@ -148,6 +160,8 @@ def format_value(value, metric: str = "") -> str:
     m = METRICS.get(metric)
     unit = m.unit if m else ""
     v = float(value)
+    if suffix == "rel_change":
+        return f"{100 * v:+.1f} %"
     if metric.startswith("share_"):
         return f"{100 * v:+.0f} %"
     if unit == "×":
