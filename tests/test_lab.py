@@ -3,8 +3,8 @@ the explorer re-rendered.
 
 Playwright (the PyPI package, in the ``test`` extra) drives Debian's ``chromium`` (``.ci/run`` installs it; no
 ``playwright install`` browser download). The server is a local ``jupyter lab`` on a free port with a token, serving
-a temp copy of the notebook with small settings (one 2 s clip); nothing here touches the network. Per REFERENCE §7
-the test waits on the cells' execution counts and the DOM, not on the kernel's reported status.
+a temp copy of the notebook with small settings (one 2 s clip); nothing here touches the network. Per
+docs/reference.md §7 the test waits on the cells' execution counts and the DOM, not on the kernel's reported status.
 """
 
 import contextlib

@@ -5,7 +5,7 @@ Two kinds, both residual so that the untrained (zero-initialised) model is the i
 * ``mel``    — a post-net on the decoded log-mel: ``r' = r + s · f(r)`` (a small U-Net, :class:`MelPostNet`);
 * ``latent`` — a latent residual net: ``z' = z + s · g(z)`` (:class:`LatentResNet`), trained *through* the frozen
   decoder on whole clips so that ``decode(z')`` matches the input log-mel (decoding a latent crop is not cropping
-  the full decode: GroupNorm statistics and mid-block attention span the whole input — REFERENCE §6).
+  the full decode: GroupNorm statistics and mid-block attention span the whole input — docs/reference.md §6).
 
 ``s`` is the ``strength`` in [0, 1]: 0 returns the plain VAE output exactly (a copy of the input tensor, no float
 operation on it), 1 the fully restored output. With ``conditional=True`` every residual block is FiLM-modulated
@@ -45,6 +45,7 @@ from torch import nn
 
 from ._util import one_line
 from .enhance import PRESETS as _SEED_PRESETS
+from .metrics import HIGH_BAND_HZ
 
 __all__ = [
     "CATEGORIES", "RestorerConfig", "TrainOptions", "MelPostNet", "LatentResNet", "TypeClassifier", "Restorer",
@@ -123,7 +124,7 @@ class RestorerConfig:
     n_fft: int = 1024
     fmin: float = 0.0
     fmax: float = 8000.0
-    high_band_hz: float = 4000.0
+    high_band_hz: float = HIGH_BAND_HZ
     categories: tuple = CATEGORIES
     emb_dim: int = 16
 

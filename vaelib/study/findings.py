@@ -83,7 +83,8 @@ def run_findings(docs: dict[str, dict]) -> list[str]:
     learned = docs.get("04_learned_enhance")
     if learned:
         out += _restorer_findings(learned["summary"])
-        out += [str(x) for x in learned.get("verdict") or [] if isinstance(x, str)][:2]
+        # 04's own verdict: its first line restates the sentence above; the next compares the best simple baseline
+        out += [str(x) for x in learned.get("verdict") or [] if isinstance(x, str)][1:2]
     return out
 
 
