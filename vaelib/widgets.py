@@ -198,30 +198,37 @@ def render(state: RenderState, ctx: RenderContext) -> RenderResult:
         audio players HTML (input / VAE only / enhanced, ``normalize=False``).
     """
     from .pipeline import vocode
-    from .plots import render_figure
 
     if not 0 <= state.clip < len(ctx.names):
         raise ValueError(f"clip index {state.clip} out of range: {len(ctx.names)} clip(s) loaded "
                          f"(0..{len(ctx.names) - 1})")
     params = state.params()
     i = state.clip
-    cfg = ctx.vae.mel_config
     z = _enhance.apply(state.method, ctx.latents[i], params, seed=state.seed)
     mel_t = ctx.vae.decode(z).float()
     mel = mel_t[0, 0].cpu().numpy()
     wave = None
     if ctx.vocoder is not None:
         wave = vocode(ctx.vocoder, mel_t)[0]
+    return _result(state, params, mel, wave, ctx, i, "enhanced")
+
+
+def _result(state, params: dict, mel, wave, ctx: RenderContext, i: int, label: str) -> RenderResult:
+    """The shared tail of :func:`render` and :func:`render_restorer`: metrics table (VAE only vs. ``label``,
+    against the input), figure and players of clip ``i``."""
+    from .plots import render_figure
+
+    cfg = ctx.vae.mel_config
     ref_wave, ref_mel = ctx.waves[i], ctx.input_mels[i]
     vae_wave = ctx.vae_waves[i] if ctx.vocoder is not None else None
     table = pd.DataFrame(
         [_metric_row(ref_wave, vae_wave, ref_mel, ctx.vae_mels[i], ctx.sr, cfg),
          _metric_row(ref_wave, wave, ref_mel, mel, ctx.sr, cfg)],
-        index=["VAE only", "enhanced"])
+        index=["VAE only", label])
     if wave is None:
-        table = table[[label for label, source, _ in METRIC_COLUMNS if source == "mel"]]
+        table = table[[col for col, source, _ in METRIC_COLUMNS if source == "mel"]]
     result = RenderResult(state=state, params=params, mel=mel, wave=wave, figure=None, metrics=table, audio_html="")
-    waves = [("input", ref_wave), ("VAE only", vae_wave), ("enhanced", wave)] if wave is not None else None
+    waves = [("input", ref_wave), ("VAE only", vae_wave), (label, wave)] if wave is not None else None
     result.figure = render_figure(ref_mel, ctx.vae_mels[i], mel, waves=waves, sr=ctx.sr, cfg=cfg,
                                   title=f"{ctx.names[i]} — {result.title}")
     if wave is not None:
@@ -371,7 +378,6 @@ def render_restorer(state: RestorerState, ctx: RenderContext) -> RenderResult:
     import torch
 
     from .pipeline import vocode
-    from .plots import render_figure
 
     if not 0 <= state.clip < len(ctx.names):
         raise ValueError(f"clip index {state.clip} out of range: {len(ctx.names)} clip(s) loaded "
@@ -380,24 +386,11 @@ def render_restorer(state: RestorerState, ctx: RenderContext) -> RenderResult:
         raise ValueError(f"unknown restorer {state.restorer!r}; accepted: {', '.join(restorer_names())}")
     params = state.params()
     i = state.clip
-    cfg = ctx.vae.mel_config
     vae_mel = torch.from_numpy(np.ascontiguousarray(ctx.vae_mels[i]))[None, None]
     mel_t = _enhance.apply(state.restorer, vae_mel, params).float()
     mel = mel_t[0, 0].cpu().numpy()
     wave = vocode(ctx.vocoder, mel_t)[0] if ctx.vocoder is not None else None
-    ref_wave, ref_mel = ctx.waves[i], ctx.input_mels[i]
-    vae_wave = ctx.vae_waves[i] if ctx.vocoder is not None else None
-    table = pd.DataFrame([_metric_row(ref_wave, vae_wave, ref_mel, ctx.vae_mels[i], ctx.sr, cfg),
-                          _metric_row(ref_wave, wave, ref_mel, mel, ctx.sr, cfg)], index=["VAE only", "restored"])
-    if wave is None:
-        table = table[[label for label, source, _ in METRIC_COLUMNS if source == "mel"]]
-    result = RenderResult(state=state, params=params, mel=mel, wave=wave, figure=None, metrics=table, audio_html="")
-    waves = [("input", ref_wave), ("VAE only", vae_wave), ("restored", wave)] if wave is not None else None
-    result.figure = render_figure(ref_mel, ctx.vae_mels[i], mel, waves=waves, sr=ctx.sr, cfg=cfg,
-                                  title=f"{ctx.names[i]} — {result.title}")
-    if wave is not None:
-        result.audio_html = audio_html(waves, ctx.sr)
-    return result
+    return _result(state, params, mel, wave, ctx, i, "restored")
 
 
 class RestorerExplorer(W.VBox):
