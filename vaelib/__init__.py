@@ -7,8 +7,11 @@ The public face::
     rec = vaelib.reconstruct(wave, vae, vocoder, enhancers=["seed_frequency"])
 
 Submodules: :mod:`vaelib.audio` (I/O + training-matched front end), :mod:`vaelib.models`,
-:mod:`vaelib.enhance`, :mod:`vaelib.metrics`, :mod:`vaelib.pipeline`, :mod:`vaelib.plots`,
-:mod:`vaelib.widgets`, :mod:`vaelib.report`.
+:mod:`vaelib.enhance` (latent- and mel-stage enhancers), :mod:`vaelib.restore` (learned restorers),
+:mod:`vaelib.metrics`, :mod:`vaelib.pipeline`, :mod:`vaelib.longaudio` / :mod:`vaelib.stream` (any length),
+:mod:`vaelib.evaluate` (``vaelib eval``), :mod:`vaelib.params` (the notebooks' parameter schema),
+:mod:`vaelib.study` (the notebooks' logic), :mod:`vaelib.plots`, :mod:`vaelib.widgets`, :mod:`vaelib.markup`
+(inert output), :mod:`vaelib.report`.
 """
 
 from .audio import MelConfig, find_audio, load_audio, normalize, save_audio, wav_to_mel
