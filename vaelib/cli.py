@@ -80,13 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     import importlib
 
     for name in SUBCOMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:  # TODO(lead): drop once both modules exist
-            if exc.name != name:
-                raise
-            continue
-        module.add_parser(sub, _Parser)
+        importlib.import_module(name).add_parser(sub, _Parser)
     return parser
 
 

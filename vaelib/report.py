@@ -2,7 +2,8 @@
 
 What :func:`run_report` (and ``vaelib report``) does, in order:
 
-1. reads every notebook's papermill ``parameters`` cell (:func:`inspect_params`: name, type, default, help);
+1. reads every notebook's parameters from the one schema, :mod:`vaelib.params` (:func:`inspect_params`; a notebook
+   outside the schema, given with ``--notebooks``, is read from its papermill ``parameters`` cell);
 2. validates everything before running anything (:func:`plan_report`): unknown parameter names, values that do
    not parse as the declared type, the audio source (missing path, folder without audio; corrupt files among
    good ones are skipped and listed), the model/vocoder choice, the enhancement method and its parameter ranges,
@@ -11,7 +12,7 @@ What :func:`run_report` (and ``vaelib report``) does, in order:
    at the first failing cell (:class:`NotebookError`, the partial notebook is kept);
 4. converts each executed notebook to HTML with its plots and audio players inline (data URIs, no external
    scripts) and writes ``index.html`` linking them with the headline numbers from each
-   ``<run>/<notebook stem>/metrics.json`` ``"summary"``.
+   ``<run>/<notebook stem>/metrics.json`` ``"summary"``, findings first (:func:`write_index`).
 
 Contract with the notebooks: parameters ``out_dir`` (set to the run folder) and ``interactive`` (set to
 ``False``: static plots instead of widgets) are owned by the runner; ``audio``, ``model`` and ``vocoder`` are passed
