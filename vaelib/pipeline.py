@@ -117,8 +117,8 @@ def vocode(vocoder, mels) -> np.ndarray:
         ``vocoder(mel) -> wave`` (:func:`vaelib.load_vocoder`: HiFi-GAN or Griffin-Lim), taking ``(B, 1, T, n_mels)``.
     mels : sequence of array_like or torch.Tensor
         Log-mels ``(T, n_mels)`` (or ``(1, T, n_mels)``) of equal length, or one tensor ``(B, 1, T, n_mels)``.
-        Griffin-Lim draws its random initial phase for the whole batch, so the batch composition is part of the
-        result.
+        Griffin-Lim starts every item from the same seeded initial phase, so a clip's output does not depend on
+        the other clips of its batch.
     """
     if isinstance(mels, torch.Tensor) and mels.ndim == 4:
         batch = mels

@@ -49,8 +49,8 @@ def vocode_stages(rec, vocoder, stages) -> None:
     """Vocode the decoded mels of ``stages`` of a :class:`vaelib.pipeline.Reconstruction` in one batch (in order)
     and store the waveforms in ``rec[stage].wave``.
 
-    Use with ``reconstruct(..., vocode=False)`` to vocode only what is scored or played. (Griffin-Lim draws its
-    random initial phase for the whole batch, so the batch composition is part of the result.)
+    Use with ``reconstruct(..., vocode=False)`` to vocode only what is scored or played. (Griffin-Lim starts each
+    item from the same seeded initial phase, so a clip's output does not depend on its batch company.)
     """
     from ..pipeline import vocode
 
