@@ -538,16 +538,6 @@ def export_html(ipynb: Path, html_path: Path, no_input: bool = False) -> list[st
     return warnings
 
 
-def _read_summary(run_dir: Path, stem: str) -> dict | None:
-    path = run_dir / stem / "metrics.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    summary = data.get("summary") if isinstance(data, dict) else None
-    return summary if isinstance(summary, dict) else None
-
-
 def _fmt(value) -> str:
     if isinstance(value, bool):
         return str(value)
@@ -718,7 +708,7 @@ def write_index(path: Path, plan: ReportPlan, status: Mapping[str, str], started
         else:
             title = e(stem)
         parts.append(f'<h3>{title} <span class="{css}">{e(state)}</span></h3>')
-        summary = docs.get(stem, {}).get("summary") or _read_summary(plan.run_dir, stem)
+        summary = docs.get(stem, {}).get("summary")  # read once, by load_docs
         if summary:
             parts.append(_compact_table(stem, summary, used))
             parts.append(f"<details><summary>all {len(summary)} key numbers (metrics.json)</summary>"
