@@ -209,6 +209,9 @@ _COMMON: tuple[Spec, ...] = (
 )
 
 
+_CLIP = Spec("clip", "int", 0, "index of the clip the explorer shows first", lo=0)
+
+
 def _enhance_specs() -> tuple[Spec, ...]:
     return (
         Spec("method", "str", "frequency", "enhancer to explore (frequency, noise, contrast, hybrid, none, ...)",
@@ -216,7 +219,7 @@ def _enhance_specs() -> tuple[Spec, ...]:
         _enh_spec("gain", 1.5, "frequency / hybrid: Laplacian boost z + (gain - 1)·L(z); 1 is the identity"),
         _enh_spec("level", 0.1, "noise / hybrid: noise level (× channel std, box-smoothed); 0 is the identity"),
         _enh_spec("factor", 1.3, "contrast / hybrid: contrast around the channel mean; 1 is the identity"),
-        Spec("clip", "int", 0, "index of the clip the explorer shows first", lo=0),
+        _CLIP,
     )
 
 
@@ -262,7 +265,7 @@ def _learned_specs() -> tuple[Spec, ...]:
              "restorer strength: 0 gives the plain VAE output exactly, 1 the fully restored one", lo=0.0, hi=1.0),
         Spec("category", "str", "auto", "audio type given to learned_cond (auto: inferred from the mel)",
              choices=lambda: list(get("learned_cond").params[1].choices)),
-        Spec("clip", "int", 0, "index of the clip the explorer shows first", lo=0),
+        _CLIP,
     )
 
 
