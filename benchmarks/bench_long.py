@@ -96,11 +96,7 @@ def seam() -> dict:
         t = time.perf_counter()
         ch = reconstruct_long(x, vae, None, windowing=win)["vae"].mel
         el = time.perf_counter() - t
-        near = np.zeros(inp.shape[0], bool)
-        for start, _, _, last in win.plan(inp.shape[0]):
-            if not last:
-                c = win.crossover(start)
-                near[c - win.fade // 2 - 8:c + win.fade // 2 + 8] = True
+        near = win.seam_mask(inp.shape[0])
         e = np.abs(ch - inp).mean(axis=1)
         d = np.abs(ch - whole).mean(axis=1)
         out[f"{win.window}/{win.overlap}/{win.fade}"] = {

@@ -157,11 +157,7 @@ def test_chunked_60s_vs_unchunked_bundled_vae(vae):
     whole = vae.decode(vae.encode(mel))[0, 0].numpy()
     ch = rec["vae"].mel
     win = Windowing()
-    near = np.zeros(inp.shape[0], bool)
-    for start, _, _, last in win.plan(inp.shape[0]):
-        if not last:
-            c = win.crossover(start)
-            near[c - win.fade // 2 - 8:c + win.fade // 2 + 8] = True
+    near = win.seam_mask(inp.shape[0])
     err_ch = np.abs(ch - inp).mean(axis=1)
     err_whole = np.abs(whole - inp).mean(axis=1)
     diff = np.abs(ch - whole).mean(axis=1)

@@ -106,6 +106,16 @@ class Windowing:
         """Frame at the centre of the ramp between the window starting at ``start`` and the next one."""
         return start + self.window - self.overlap // 2
 
+    def seam_mask(self, n_frames: int, margin: int = 8) -> np.ndarray:
+        """Boolean mask of the frames within ``fade / 2 + margin`` of a crossover of a file of ``n_frames``:
+        "near a seam" for the seam-error measurement (benchmarks/bench_long.py) and its test."""
+        near = np.zeros(n_frames, bool)
+        for start, _, _, last in self.plan(n_frames):
+            if not last:
+                c = self.crossover(start)
+                near[max(c - self.fade // 2 - margin, 0):c + self.fade // 2 + margin] = True
+        return near
+
     def weight(self, start: int, length: int, prev: int | None, last: bool, scale: int = 1) -> np.ndarray:
         """Weight of one window over its ``length * scale`` points (``scale`` points per frame).
 

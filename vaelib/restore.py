@@ -46,6 +46,7 @@ from torch import nn
 from ._util import one_line
 from .enhance import PRESETS as _SEED_PRESETS
 from .metrics import HIGH_BAND_HZ
+from .train import save_json
 
 __all__ = [
     "CATEGORIES", "RestorerConfig", "TrainOptions", "MelPostNet", "LatentResNet", "TypeClassifier", "Restorer",
@@ -1143,7 +1144,7 @@ def train_restorer(vae, files, out, kind: str = "mel", conditional: bool = False
     }
     save_restorer(model, out, {"training": train_info})
     _write_log(out / "training_log.csv", rows)
-    _write_json(out / "eval.json", result_eval)
+    save_json(out / "eval.json", result_eval)
     _plot_curve(out / "training_curve.png", rows)
     (out / "MODEL_CARD.md").write_text(model_card(train_info, result_eval, rows))
     return {"folder": out, "eval": result_eval, "steps": step, "seconds": seconds}
@@ -1158,17 +1159,6 @@ def _write_log(path: Path, rows: list[dict]):
         w.writerows(rows)
 
 
-def _write_json(path: Path, obj):
-    def rnd(v):
-        if isinstance(v, float) and math.isfinite(v):
-            return float(f"{v:.6g}")
-        if isinstance(v, dict):
-            return {k: rnd(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [rnd(x) for x in v]
-        return v
-
-    path.write_text(json.dumps(rnd(obj), indent=2) + "\n")
 
 
 def _plot_curve(path: Path, rows: list[dict]):
