@@ -138,8 +138,7 @@ def header_markdown(title: str, models: Models, params: dict, clips=None, skippe
     """Markdown header stating model, vocoder, front end, package version and whether the bundled model is used.
 
     Input-derived text (audio source, model source, skipped file names and reasons) is escaped with
-    :func:`vaelib.markup.md_text` / :func:`~vaelib.markup.md_code`. ``clips`` is the list of loaded clips (or a
-    count, for callers that have only that).
+    :func:`vaelib.markup.md_text` / :func:`~vaelib.markup.md_code`. ``clips`` is the list of loaded clips.
     """
     from .. import __version__
 
@@ -152,11 +151,7 @@ def header_markdown(title: str, models: Models, params: dict, clips=None, skippe
     else:
         voc_line = f"HiFi-GAN (`SpeechT5HifiGan`) from {md_code(getattr(models.vocoder, 'source', '?'))}"
     bundled = bool(getattr(vae, "bundled", False))
-    if isinstance(clips, int):
-        count = f", {clips} clip(s)" + (f" (each at most its first {params['duration_s']:g} s)"
-                                         if params.get("duration_s") else "")
-    else:
-        count = _clip_count(clips, {**params, "sr": cfg.sr})
+    count = _clip_count(clips, {**params, "sr": cfg.sr})
     lines = [
         f"# {md_text(title)}",
         "",
