@@ -149,3 +149,21 @@ def test_griffinlim_output_does_not_depend_on_batch_company(tone_wave):
     mel = wav_to_mel(tone_wave)
     other = wav_to_mel(np.random.default_rng(2).standard_normal(tone_wave.size).astype(np.float32) * 0.1)
     torch.testing.assert_close(gl(torch.cat([other, mel]))[1], gl(mel)[0], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("n_fft, win, hop, frames", [(1024, 1024, 160, 37), (64, 48, 20, 9), (32, 32, 16, 5)])
+def test_griffinlim_transforms_equal_torch_stft_istft(n_fft, win, hop, frames):
+    from vaelib.models import _Frames
+
+    g = torch.Generator().manual_seed(0)
+    window = torch.hann_window(win, periodic=True)
+    tf = _Frames(n_fft, hop, window, frames)
+    kw = dict(n_fft=n_fft, hop_length=hop, win_length=win, window=window, center=True)
+    wave = torch.randn(2, frames * hop, generator=g)
+    ref = torch.stft(wave, return_complex=True, **kw)[..., :frames].transpose(1, 2)
+    torch.testing.assert_close(tf.stft(wave), ref, atol=1e-4, rtol=1e-4)
+    spec = torch.randn(2, frames, n_fft // 2 + 1, dtype=torch.complex64, generator=g)
+    spec[..., 0].imag = 0  # a real signal's DC and Nyquist bins
+    spec[..., -1].imag = 0
+    torch.testing.assert_close(tf.istft(spec), torch.istft(spec.transpose(1, 2), length=frames * hop, **kw),
+                               atol=1e-5, rtol=1e-4)
