@@ -11,14 +11,28 @@ derived from, ``vaelib/assets/demo/eval/``; recipes that would reproduce an eval
 File names start with the audio type (``speech_``, ``music_``, ``drums_`` = percussion, anything else =
 other), which is how :func:`vaelib.restore.category_of` labels them for the conditional restorer.
 
+With ``--real``, real recordings from other Debian packages are added (:data:`REAL_SOURCES`: ``oxygen-sounds``,
+``sound-icons``, ``lmms-common``; ``apt-get install --no-install-recommends oxygen-sounds sound-icons lmms-common``).
+They are resampled to 16 kHz mono; files shorter than :data:`CHAIN_MIN_S` are chained (sorted order, 0.2 s of
+silence between them) into clips of 3–8 s, so that no training clip is shorter than a 128-frame crop. The
+real-recordings *test set* of ``scripts/eval_restorer.py`` (``sound-theme-freedesktop``) is never read as
+training audio: any path under ``/usr/share/sounds/freedesktop`` is refused, ``alsa-utils`` is not used (its
+nine ``/usr/share/sounds/alsa`` files are the same recordings as freedesktop's ``audio-channel-*`` and
+``audio-test-signal``: normalised cross-correlation ≥ 0.995), and :data:`EXCLUDED` lists the files of the
+chosen packages that correlate ≥ 0.5 with a freedesktop sound (one is an identical copy). When
+sound-theme-freedesktop is installed the script re-checks that (reading it only to exclude) and stops if a
+kept file correlates ≥ 0.5 with one of its sounds.
+
 Usage::
 
     python scripts/make_restorer_corpus.py --out /tmp/restorer_corpus     # refuses a non-empty folder
+    python scripts/make_restorer_corpus.py --out /tmp/rcorpus3 --rounds 3 --real   # the bundled restorers' corpus
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import tempfile
 from functools import partial
@@ -159,16 +173,154 @@ def recipes(r: int):
     return jobs
 
 
+#: Real recordings: (Debian package, glob, name prefix; the prefix sets the type via ``restore.category_of``).
+#: ``sound-icons`` files are typed one by one in :data:`SOUND_ICON_TYPES`; the rest of that package is "other".
+REAL_SOURCES = (
+    ("oxygen-sounds", "/usr/share/sounds/Oxygen-*.ogg", "oxygen"),
+    ("sound-icons", "/usr/share/sounds/sound-icons/*.wav", "icon"),
+    ("lmms-common", "/usr/share/lmms/samples/drums/*.ogg", "drums_lmms"),
+    ("lmms-common", "/usr/share/lmms/samples/beats/*.ogg", "drums_lmms_beats"),
+    ("lmms-common", "/usr/share/lmms/samples/basses/*.ogg", "music_lmms_basses"),
+    ("lmms-common", "/usr/share/lmms/samples/bassloops/*.ogg", "music_lmms_bassloops"),
+    ("lmms-common", "/usr/share/lmms/samples/instruments/*.ogg", "music_lmms_instruments"),
+    ("lmms-common", "/usr/share/lmms/samples/latin/*.ogg", "music_lmms_latin"),
+    ("lmms-common", "/usr/share/lmms/samples/stringsnpads/*.ogg", "music_lmms_pads"),
+    ("lmms-common", "/usr/share/lmms/samples/effects/*.ogg", "lmms_effects"),
+    ("lmms-common", "/usr/share/lmms/samples/misc/*.ogg", "lmms_misc"),
+)
+SOUND_ICON_TYPES = {"music": ("cembalo", "chord", "electric-piano", "guitar", "klavichord", "piano", "trumpet",
+                              "violoncello", "xylofon"),
+                    "drums": ("percussion", "cymbaly")}
+#: Files of the chosen packages left out because they correlate with a sound-theme-freedesktop sound
+#: (max normalised cross-correlation at 8 kHz ≥ 0.5; Oxygen-Im-Message-In is message-new-instant).
+EXCLUDED = (
+    "/usr/share/lmms/samples/misc/dong02.ogg",
+    "/usr/share/sounds/Oxygen-Im-Message-In.ogg",
+    "/usr/share/sounds/Oxygen-Im-Network-Problems.ogg",
+    "/usr/share/sounds/Oxygen-Im-New-Mail.ogg",
+    "/usr/share/sounds/Oxygen-Im-Sms.ogg",
+    "/usr/share/sounds/Oxygen-Sys-Error-Printing.ogg",
+    "/usr/share/sounds/Oxygen-Sys-List-Match-No.ogg",
+    "/usr/share/sounds/Oxygen-Sys-Log-Out.ogg",
+    "/usr/share/sounds/Oxygen-Sys-Question.ogg",
+    "/usr/share/sounds/Oxygen-Sys-Warning.ogg",
+)
+FORBIDDEN = Path("/usr/share/sounds/freedesktop")
+CHAIN_MIN_S, CHAIN_MAX_S, GAP_S = 1.5, 8.0, 0.2
+DUP_LIMIT = 0.5
+
+
+def _forbidden(path) -> bool:
+    p = Path(path).resolve()
+    return p == FORBIDDEN or FORBIDDEN in p.parents
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+def _icon_prefix(stem: str) -> str:
+    for kind, words in SOUND_ICON_TYPES.items():
+        if stem.lower().startswith(words):
+            return f"{kind}_icon"
+    return "icon"
+
+
+class _DupGuard:
+    """Max normalised cross-correlation (8 kHz) of a clip with the freedesktop sounds, when they are installed."""
+
+    def __init__(self):
+        from vaelib.audio import load_audio
+
+        self.refs = []
+        for f in sorted((FORBIDDEN / "stereo").glob("*.oga")) if FORBIDDEN.is_dir() else []:
+            try:
+                y = load_audio(f, sr=8000, min_samples=1).astype(np.float64)
+            except Exception:  # noqa: BLE001 - an unreadable reference cannot match anything
+                continue
+            self.refs.append((f.name, y / (np.linalg.norm(y) + 1e-12)))
+
+    def worst(self, x16: np.ndarray) -> tuple[float, str]:
+        from scipy.signal import fftconvolve, resample_poly
+
+        if not self.refs:
+            return 0.0, ""
+        x = resample_poly(x16.astype(np.float64), 1, 2)
+        x = x / (np.linalg.norm(x) + 1e-12)
+        return max((float(np.abs(fftconvolve(x, y[::-1])).max()), name) for name, y in self.refs)
+
+
+def real_clips():
+    """(name, waveform at 16 kHz) of the real-recording part, in a fixed order; prints what it skips."""
+    import glob
+
+    from vaelib.audio import load_audio
+
+    guard = _DupGuard()
+    out = []
+    for package, pattern, prefix in REAL_SOURCES:
+        if _forbidden(pattern.split("*")[0]):
+            raise SystemExit(f"error: {pattern} is under {FORBIDDEN} (the real-recordings test set)")
+        files = sorted(glob.glob(pattern))
+        if not files:
+            raise SystemExit(f"error: no files match {pattern}; apt-get install --no-install-recommends {package}")
+        groups: dict[str, list] = {}
+        for f in files:
+            if _forbidden(f):
+                raise SystemExit(f"error: {f} is under {FORBIDDEN} (the real-recordings test set)")
+            if f in EXCLUDED:
+                print(f"  excluded (close to a freedesktop sound): {f}")
+                continue
+            try:
+                x = load_audio(f, sr=mc.SR, min_samples=1).astype(np.float64)
+            except Exception as exc:  # noqa: BLE001 - a few package files are not readable by libsndfile
+                print(f"  skipped (unreadable): {f} ({type(exc).__name__})")
+                continue
+            if not np.any(x):
+                print(f"  skipped (silent): {f}")
+                continue
+            score, ref = guard.worst(x)
+            if score >= DUP_LIMIT:
+                raise SystemExit(f"error: {f} correlates {score:.2f} with freedesktop {ref}; add it to EXCLUDED")
+            stem = Path(f).stem
+            pre = _icon_prefix(stem) if prefix == "icon" else prefix
+            if len(x) >= CHAIN_MIN_S * mc.SR:
+                out.append((f"{pre}_{_slug(stem.removeprefix('Oxygen-'))}", x))
+            else:
+                groups.setdefault(pre, []).append(mc.normalise(x))
+        for pre, pieces in groups.items():
+            chains, cur = [], []
+            gap = np.zeros(int(GAP_S * mc.SR))
+            for x in pieces:
+                if cur and sum(map(len, cur)) + len(x) > CHAIN_MAX_S * mc.SR:
+                    chains.append(cur)
+                    cur = []
+                cur += [x, gap]
+            if cur:
+                if chains and sum(map(len, cur)) < 3.0 * mc.SR:
+                    chains[-1] += cur
+                else:
+                    chains.append(cur)
+            out += [(f"{pre}_chain{k:02d}", np.concatenate(c)) for k, c in enumerate(chains)]
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, required=True, help="new (or empty) output folder")
     ap.add_argument("--rounds", type=int, default=1,
                     help="rounds of the recipe list; round r > 0 shifts voices, seeds, programs and pitches")
+    ap.add_argument("--real", action="store_true",
+                    help="also add real recordings from other Debian packages (REAL_SOURCES; never freedesktop)")
     args = ap.parse_args(argv)
+    if _forbidden(args.out):
+        print(f"error: refusing to write under {FORBIDDEN}", file=sys.stderr)
+        return 2
     if args.out.exists() and any(args.out.iterdir()):
         print(f"error: {args.out} is not empty; pass a new folder", file=sys.stderr)
         return 2
-    mc.check_tools()
+    if args.rounds:
+        mc.check_tools()
     args.out.mkdir(parents=True, exist_ok=True)
     total = 0.0
     with tempfile.TemporaryDirectory() as tmp:
@@ -181,6 +333,18 @@ def main(argv=None) -> int:
             dur = mc.write_clip(mc.Clip(name, ".", "x", "", "", render), x, args.out)
             total += dur
             print(f"{name:36s} {dur:5.2f} s  >4 kHz {100 * mc.high_band_fraction(x):5.1f} %")
+    if args.real:
+        import soundfile as sf
+
+        real = real_clips()
+        for name, x in real:
+            if (args.out / f"{name}.flac").exists():
+                raise SystemExit(f"error: two clips named {name}")
+            x = mc.normalise(x)
+            sf.write(args.out / f"{name}.flac", x.astype(np.float32), mc.SR, format="FLAC", subtype="PCM_16")
+            total += len(x) / mc.SR
+            print(f"{name:36s} {len(x) / mc.SR:5.2f} s  >4 kHz {100 * mc.high_band_fraction(x):5.1f} %")
+        jobs += real
     print(f"{len(jobs)} clips, {total:.1f} s in {args.out}")
     return 0
 
