@@ -92,6 +92,20 @@ def test_fresh_restorer_is_identity_and_strength_zero_is_exact(kind, arch):
         model.restore(x[0], 1.0)
 
 
+def test_mel_floor_clamps_the_restored_mel_only():
+    import math
+
+    floor = math.log(1e-5)
+    x = torch.full((1, 1, 16, 64), -5.0)
+    x[..., 40:] = floor - 1.0  # a decoded mel below the front end's floor
+    plain = _perturbed(RestorerConfig(channels=8))
+    clamped = _perturbed(RestorerConfig(channels=8, mel_floor=floor))
+    a, b = plain.restore(x, 1.0), clamped.restore(x, 1.0)
+    assert float(a.min()) < floor and float(b.min()) >= floor
+    torch.testing.assert_close(b, a.clamp(min=floor))
+    assert torch.equal(clamped.restore(x, 0.0), x)  # strength 0 stays the exact plain VAE output
+
+
 def test_conditional_categories():
     model = _perturbed(RestorerConfig(conditional=True, channels=8))
     x = torch.randn(1, 1, 16, 64, generator=torch.Generator().manual_seed(1)) - 4

@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._util import one_line
+from .audio import LOG_CLAMP
 from .enhance import PRESETS as _SEED_PRESETS
 from .metrics import HIGH_BAND_HZ
 from .train import save_json
@@ -111,6 +112,10 @@ class RestorerConfig:
     high_band_hz : float
     categories : list of str
     emb_dim : int
+    mel_floor : float or None
+        Mel kind: the restored log-mel is clamped from below at this value (the front end's ``log(1e-5)``: an
+        input log-mel is never lower, so the clamp can only reduce the error). ``None`` (restorers trained
+        before it existed): no clamp.
     """
 
     kind: str = "mel"
@@ -128,6 +133,7 @@ class RestorerConfig:
     high_band_hz: float = HIGH_BAND_HZ
     categories: tuple = CATEGORIES
     emb_dim: int = 16
+    mel_floor: float | None = None
 
     def __post_init__(self):
         if self.kind not in ("mel", "latent"):
@@ -387,8 +393,10 @@ class Restorer(nn.Module):
             self.to(x.device)
         self.eval()
         xf = x.float()
-        delta = self(xf, category)
-        return (xf + strength * delta).to(x.dtype)
+        out = xf + strength * self(xf, category)
+        if self.config.kind == "mel" and self.config.mel_floor is not None:
+            out = out.clamp(min=self.config.mel_floor)
+        return out.to(x.dtype)
 
 
 def restorer_loss(est: torch.Tensor, ref: torch.Tensor, hf_mask: torch.Tensor, hf_weight: float = 3.0,
@@ -945,6 +953,7 @@ class TrainOptions:
     ckpt_every: int = 250
     max_frames: int = 1024
     augment: int = 0
+    mel_floor: bool = True
 
 
 def _lr_at(frac: float, opts: TrainOptions) -> float:
@@ -1042,7 +1051,8 @@ def train_restorer(vae, files, out, kind: str = "mel", conditional: bool = False
     config = RestorerConfig(kind=kind, conditional=conditional, arch=arch, channels=channels, n_mels=mc.n_mels,
                             latent_channels=vae.latent_channels, mel_mean=round(float(allmel.mean()), 4),
                             mel_std=round(float(allmel.std()), 4), sr=mc.sr, n_fft=mc.n_fft, fmin=mc.fmin,
-                            fmax=mc.fmax)
+                            fmax=mc.fmax,
+                            mel_floor=math.log(LOG_CLAMP) if kind == "mel" and opts.mel_floor else None)
     device = vae.device
     model = Restorer(config).to(device)
     n_params = sum(p.numel() for p in model.parameters())
@@ -1088,6 +1098,8 @@ def train_restorer(vae, files, out, kind: str = "mel", conditional: bool = False
             mel, dec, cats = _mel_batch(train_items, rng, opts.batch_size, crop)
             mel, dec, cats = mel.to(device), dec.to(device), cats.to(device)
             est = dec + model(dec, cats if conditional else None)
+            if config.mel_floor is not None:  # the clamp of Restorer.restore, straight-through for the gradient
+                est = est + (est.clamp(min=config.mel_floor) - est).detach()
             src = dec
         else:
             it = train_items[rng.integers(len(train_items))]
@@ -1284,6 +1296,8 @@ def add_parser(subparsers, parser_class=None):
     p.add_argument("--hf-weight", type=float, default=None, help="L1 weight of the bins >= 4 kHz (default 3)")
     p.add_argument("--lsd-weight", type=float, default=None, help="weight of the high-band RMS term (default 1)")
     p.add_argument("--holdout", type=float, default=None, help="fraction of files held out (default 0.15)")
+    p.add_argument("--no-mel-floor", action="store_true",
+                   help="mel kind: do not clamp the restored log-mel at the front end's floor log(1e-5)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default 2; 0 = torch default)")
     p.add_argument("--eval-every", type=int, default=None)
     p.add_argument("--no-progress", action="store_true")
@@ -1308,6 +1322,7 @@ def _main(args) -> int:
         v = getattr(args, name, None)
         if v is not None:
             setattr(opts, name, v)
+    opts.mel_floor = not getattr(args, "no_mel_floor", False)
     if opts.minutes is not None and not opts.minutes > 0:
         return _err(f"--minutes must be positive, got {opts.minutes:g}")
     if opts.minutes:
