@@ -4,7 +4,7 @@
     python benchmarks/bench_eval.py breakdown      # per-stage seconds of eval's per-clip work
     python benchmarks/bench_eval.py step2          # seed's step-2 pattern vs ours, same outputs (ratio)
 
-Bundled tiny VAE + Griffin-Lim (32 iterations), CPU, 2 torch threads. Wall and CPU seconds are both printed:
+Bundled tiny VAE + Griffin-Lim (32 iterations), CPU, 2 torch threads (``--threads``). Wall and CPU seconds are both printed:
 on a shared machine wall time depends on the load (printed too).
 """
 
@@ -166,8 +166,9 @@ def step2() -> dict:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", choices=("throughput", "breakdown", "step2"))
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     args = ap.parse_args(argv)
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     {"throughput": throughput, "breakdown": breakdown, "step2": step2}[args.what]()
 
 

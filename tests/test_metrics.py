@@ -309,3 +309,25 @@ def test_bad_input(noise, logmel):
     _raises_one_line(M.mel_l1, logmel, np.zeros((40, 80)), match="shapes disagree")
     _raises_one_line(M.mel_band_error_db_logmel, logmel[..., :32], logmel[..., :32], match="n_mels")
     _raises_one_line(M.mel_l1, np.full((4, 64), np.inf), np.zeros((4, 64)), match="NaN or Inf")
+
+
+@pytest.mark.parametrize("n, seg", [(16000, 1024), (5000, 1024), (700, 1024), (1025, 1024), (3001, 333)])
+@pytest.mark.parametrize("detrend", ["constant", False, "linear"])
+def test_welch_equals_scipy(n, seg, detrend):
+    from scipy.signal import welch
+
+    x = np.random.default_rng(n).standard_normal(n) + 0.3  # an offset, so detrending matters
+    f_ref, p_ref = welch(x, fs=16000, window="hann", nperseg=min(seg, n), detrend=detrend)
+    f, p = M._welch(x, 16000, seg, detrend)
+    np.testing.assert_allclose(f, f_ref)
+    np.testing.assert_allclose(p, p_ref, rtol=1e-12, atol=0)
+
+
+def test_score_many_equals_score_per_estimate(noise, lowpassed):
+    ests = {"low": lowpassed, "half": 0.5 * noise, "short": lowpassed[:-1000]}
+    many = M.score_many(noise, ests)
+    assert list(many) == list(ests)
+    for name, est in ests.items():
+        assert many[name] == M.score(noise, est)
+    quick = M.score_many(noise, ests, extended=False)
+    assert quick["low"] == M.score(noise, lowpassed, extended=False) and "mrstft" not in quick["low"]

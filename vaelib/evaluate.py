@@ -219,15 +219,17 @@ class Evaluator:
         base = {"clip": item["clip"], "path": item["path"], "category": item.get("category") or "",
                 "duration_s": wave_len / sr, "n_windows": int(getattr(rec, "n_windows", 1))}
         rows = []
-        for name, st in rec.stages.items():
-            if name == "input":
-                continue
+        stages = {name: st for name, st in rec.stages.items() if name != "input"}
+        waves = {name: st.wave for name, st in stages.items() if st.wave is not None}
+        if long:
+            scores = {name: score_long(rec.wave, w, sr=sr, cfg=cfg) for name, w in waves.items()}
+        else:
+            scores = metrics.score_many(rec.wave, waves, sr=sr, cfg=cfg)
+        for name, st in stages.items():
             params = {k: v for k, v in st.params.items() if k != "method"}
             row = {**base, "stage": name, "method": st.params.get("method", name),
                    "params": json.dumps(params, sort_keys=True)}
-            if st.wave is not None:
-                row.update(score_long(rec.wave, st.wave, sr=sr, cfg=cfg) if long
-                           else metrics.score(rec.wave, st.wave, sr=sr, cfg=cfg))
+            row.update(scores.get(name, {}))
             mel = score_mel_long(rec.input_mel, st.mel, cfg=cfg) if long else metrics.score_mel(rec.input_mel, st.mel,
                                                                                                 cfg=cfg)
             row.update({f"dec_{k}": v for k, v in mel.items()})

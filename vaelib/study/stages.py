@@ -32,14 +32,14 @@ def score_stages(rec, stages=None, cfg=None, waveform: bool = True, quick: bool 
     """
     cfg = cfg or _metrics._cfg_for(None, rec.sr)
     names = [s for s in (stages or rec.stages) if s != "input"]
+    waves = {n: rec[n].wave for n in names if waveform and rec[n].wave is not None}
+    scores = _metrics.score_many(rec.wave, waves, sr=rec.sr, cfg=cfg, extended=not quick) if waves else {}
     rows = []
     for name in names:
         st = rec[name]
         params = {k: v for k, v in st.params.items() if k != "method"}
         row = {"stage": name, "method": st.params.get("method", name), "params": json.dumps(params, sort_keys=True)}
-        if waveform and st.wave is not None:
-            row.update(quick_score(rec.wave, st.wave, sr=rec.sr) if quick
-                       else _metrics.score(rec.wave, st.wave, sr=rec.sr, cfg=cfg))
+        row.update(scores.get(name, {}))
         row.update({f"dec_{k}": v for k, v in _metrics.score_mel(rec.input_mel, st.mel, cfg=cfg).items()})
         rows.append(row)
     return rows
