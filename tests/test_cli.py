@@ -86,12 +86,12 @@ def test_info_and_version(capsys):
 
 
 def test_failing_cell_exits_1_naming_notebook_and_cell(ws):
-    """A true CLI run (``python -m vaelib report``): 02_tiny fails, 03_tiny must not run."""
+    """A true CLI run (``python -m vaelib report --jobs 1``): 02_tiny fails, 03_tiny must not start."""
     root, nbs = ws
     env = {**os.environ, "TQDM_DISABLE": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "vaelib", "report", "--notebooks", nbs[1], nbs[2], "--out", "run", "-p", "fail=yes",
-         "-p", "level=0.5"],
+         "-p", "level=0.5", "--jobs", "1"],
         cwd=root, capture_output=True, text=True, timeout=300, env=env,
     )
     assert proc.returncode == 1, proc.stderr

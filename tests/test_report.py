@@ -360,3 +360,54 @@ def test_html_renders_in_headless_chromium(e2e, tmp_path):
     assert (img.min(axis=-1) < 0.6).mean() > 0.002, "screenshot shows (almost) nothing but white"
     blue = (img[..., 2] > 0.55) & (img[..., 0] < 0.35)  # the tab:blue waveform line
     assert blue.sum() > 200, "the inline plot did not render"
+
+
+def _fake_runner(log, fail=()):
+    import threading
+    import time
+
+    lock = threading.Lock()
+    state = {"now": 0, "most": 0}
+
+    def run_one(nb, slot):
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+            log.append(("start", nb.stem, slot))
+        time.sleep(0.05)
+        with lock:
+            state["now"] -= 1
+            log.append(("end", nb.stem, slot))
+        if nb.stem in fail:
+            raise report.NotebookError(nb.stem, 3, "ValueError", "boom", nb)
+        return [f"w-{nb.stem}"]
+
+    return run_one, state
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_schedule_runs_each_notebook_once_and_03_after_02(jobs):
+    nbs = [Path(f"{s}.ipynb") for s in ("01_baseline", "03_analysis", "02_latent_enhance", "04_learned_enhance")]
+    log = []
+    run_one, state = _fake_runner(log)
+    results = list(report._schedule(nbs, run_one, jobs))
+    assert sorted(nb.stem for nb, _, _ in results) == sorted(nb.stem for nb in nbs)
+    assert all(exc is None and found == [f"w-{nb.stem}"] for nb, found, exc in results)
+    assert state["most"] == jobs  # never more kernels than jobs, and as many as allowed
+    events = [e[:2] for e in log]
+    assert events.index(("start", "03_analysis")) > events.index(("end", "02_latent_enhance"))
+
+
+def test_schedule_starts_nothing_after_a_failure():
+    nbs = [Path(f"{s}.ipynb") for s in ("01_baseline", "02_latent_enhance", "03_analysis", "04_learned_enhance")]
+    log = []
+    run_one, _ = _fake_runner(log, fail={"01_baseline"})
+    results = list(report._schedule(nbs, run_one, 1))
+    assert [(nb.stem, exc is not None) for nb, _, exc in results] == [("01_baseline", True)]
+    assert [e[1] for e in log if e[0] == "start"] == ["01_baseline"]
+
+
+def test_report_refuses_bad_jobs(tmp_path):
+    with pytest.raises(ReportError, match="jobs must be a positive integer"):
+        report.run_report(out=tmp_path / "run", jobs=0)
+    assert not (tmp_path / "run").exists()

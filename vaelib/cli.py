@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="build the corpus view (distributions per metric and category, worst clips with players) "
                           "from a 'vaelib eval' output folder instead of running the notebooks; nothing is "
                           "recomputed. Written to --out (default EVAL_DIR/report)")
+    rep.add_argument("--jobs", "-j", type=int, default=None, metavar="N",
+                     help="notebooks run at once (default: 2 on a 2-core machine, one per two cores above that)")
     rep.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     sub.add_parser("info", help="print versions, device and the model 'auto' resolves to",
@@ -111,7 +113,7 @@ def _report(args) -> int:
         result = report.run_report(
             audio=args.audio, model=args.model, vocoder=args.vocoder, params=params, out=args.out,
             notebooks=args.notebooks, no_input=args.no_input, timeout=timeout, progress=not args.no_progress,
-            echo=print, warn=lambda s: print(s, file=sys.stderr),
+            jobs=args.jobs, echo=print, warn=lambda s: print(s, file=sys.stderr),
         )
     except report.ReportError as exc:
         _err(exc)

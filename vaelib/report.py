@@ -64,6 +64,12 @@ SHARED = ("audio", "model", "vocoder")
 DEFAULT_TIMEOUT = 1800.0
 AUDIO_LIST_NAME = "inputs.lst"
 _KERNEL_ENV = {"TQDM_DISABLE": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+#: Thread-count variables a kernel inherits when several notebooks run at once (each gets cores // jobs);
+#: a value the user set is kept.
+_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
+#: Notebooks (stem -> stems) started only after these finished, when both are in the run: 03 reuses 02's
+#: scores from the run folder instead of recomputing them.
+RUN_AFTER = {_params.NOTEBOOKS["analysis"][0]: (_params.NOTEBOOKS["enhance"][0],)}
 
 _TEMPLATE_NAME = "vaelib_report.html.j2"
 # The lab template made static and inert: the Content-Security-Policy of vaelib.markup first in <head> (no script
@@ -757,12 +763,28 @@ class ReportResult:
     warnings: list[str]
 
 
+def default_jobs(n_notebooks: int = len(DEFAULT_NOTEBOOKS)) -> int:
+    """Notebooks run at once by default: one per two cores, at least one, at most ``n_notebooks``.
+
+    On 2 cores two kernels with one thread each finish the report sooner than one kernel with two threads:
+    most of a notebook is single-threaded (imports, plotting, metrics, Griffin-Lim one clip at a time).
+    """
+    cores = os.cpu_count() or 1
+    return max(1, min(n_notebooks, cores if cores <= 2 else cores // 2))
+
+
 class _KernelEnv:
-    """Temporarily set environment variables the kernel inherits (no progress bars inside notebooks)."""
+    """Temporarily set environment variables the kernels inherit (no progress bars inside notebooks; with
+    ``threads``, the thread-count variables the user did not set)."""
+
+    def __init__(self, threads: int | None = None):
+        self.env = dict(_KERNEL_ENV)
+        if threads is not None:
+            self.env.update({k: str(threads) for k in _THREAD_VARS if k not in os.environ})
 
     def __enter__(self):
-        self.saved = {k: os.environ.get(k) for k in _KERNEL_ENV}
-        os.environ.update(_KERNEL_ENV)
+        self.saved = {k: os.environ.get(k) for k in self.env}
+        os.environ.update(self.env)
 
     def __exit__(self, *exc):
         for k, v in self.saved.items():
@@ -790,16 +812,69 @@ def _execute(nb: Path, out_nb: Path, parameters: dict, cwd: Path, timeout: float
     from papermill.exceptions import PapermillExecutionError
 
     try:
-        with _KernelEnv():
-            papermill.execute_notebook(
-                str(nb), str(out_nb), parameters=parameters, kernel_name="python3", progress_bar=progress,
-                cwd=str(cwd), execution_timeout=timeout, log_output=False, report_mode=False,
-                extra_arguments=["--IPKernelApp.log_level=ERROR", "--HistoryManager.enabled=False"],
-            )
+        papermill.execute_notebook(
+            str(nb), str(out_nb), parameters=parameters, kernel_name="python3", progress_bar=progress,
+            cwd=str(cwd), execution_timeout=timeout, log_output=False, report_mode=False,
+            extra_arguments=["--IPKernelApp.log_level=ERROR", "--HistoryManager.enabled=False"],
+        )
     except PapermillExecutionError as exc:
         raise NotebookError(nb.stem, exc.exec_count, exc.ename, exc.evalue, out_nb) from None
     except Exception as exc:  # timeout, dead kernel, missing kernelspec
         raise NotebookError(nb.stem, _failed_cell(out_nb), type(exc).__name__, str(exc), out_nb) from None
+
+
+def _schedule(notebooks: Sequence[Path], run_one: Callable[[Path, int], list[str]], jobs: int):
+    """Run ``run_one(nb, slot)`` for each notebook, ``jobs`` at a time, yielding ``(nb, result, error)``.
+
+    A notebook starts when a slot is free and the notebooks :data:`RUN_AFTER` names for it (those in this run)
+    have finished; the first such notebook in the given order goes first. After a :class:`NotebookError` no
+    new notebook starts; the running ones finish.
+    """
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    stems = {nb.stem for nb in notebooks}
+    waiting = list(notebooks)
+    done: set[str] = set()
+    if jobs == 1:  # in this thread: Ctrl-C reaches papermill directly
+        order = []
+        while waiting:
+            nb = next((nb for nb in waiting if all(d in done or d not in stems for d in RUN_AFTER.get(nb.stem, ()))),
+                      waiting[0])
+            waiting.remove(nb)
+            order.append(nb)
+            done.add(nb.stem)
+        for nb in order:
+            try:
+                yield nb, run_one(nb, 0), None
+            except NotebookError as exc:
+                yield nb, [], exc
+                return
+        return
+    running: dict = {}
+    free = list(range(jobs))
+    failed = False
+    with ThreadPoolExecutor(jobs) as pool:
+        while waiting or running:
+            while free and waiting and not failed:
+                ready = [nb for nb in waiting
+                         if all(d in done or d not in stems for d in RUN_AFTER.get(nb.stem, ()))]
+                if not ready:
+                    break
+                nb, slot = ready[0], free.pop(0)
+                waiting.remove(nb)
+                running[pool.submit(run_one, nb, slot)] = (nb, slot)
+            if not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in sorted(finished, key=lambda f: running[f][1]):
+                nb, slot = running.pop(fut)
+                free.append(slot)
+                done.add(nb.stem)
+                try:
+                    yield nb, fut.result(), None
+                except NotebookError as exc:
+                    failed = True
+                    yield nb, [], exc
 
 
 def _require_report_extra() -> None:
@@ -814,7 +889,7 @@ def _require_report_extra() -> None:
 
 def run_report(audio=None, model=None, vocoder=None, params: Mapping | None = None, out=None, *,
                notebooks: Iterable[str | os.PathLike] | None = None, no_input: bool = False,
-               timeout: float | None = DEFAULT_TIMEOUT, progress: bool = True,
+               timeout: float | None = DEFAULT_TIMEOUT, progress: bool = True, jobs: int | None = None,
                echo: Callable[[str], None] | None = print, warn: Callable[[str], None] | None = None) -> ReportResult:
     """Validate, run the notebooks, and write the HTML report into a new run folder.
 
@@ -828,6 +903,10 @@ def run_report(audio=None, model=None, vocoder=None, params: Mapping | None = No
         Per-cell execution timeout in seconds (None: no limit).
     progress : bool
         Show a per-cell progress bar for each notebook (tqdm, on stderr).
+    jobs : int, optional
+        Notebooks run at once (default :func:`default_jobs`: 2 on a 2-core machine). With more than one, each
+        kernel gets ``cores // jobs`` threads (``OMP_NUM_THREADS`` and friends, unless set) and a notebook
+        that reuses another's output (:data:`RUN_AFTER`) starts after it.
     echo, warn : callable, optional
         Where progress lines (``print``) and warnings go; None silences them.
 
@@ -840,14 +919,16 @@ def run_report(audio=None, model=None, vocoder=None, params: Mapping | None = No
     ReportError
         A bad input, before anything ran or was written.
     NotebookError
-        A notebook failed; the partial notebook and an ``index.html`` are kept in the run folder, later
-        notebooks are not run.
+        A notebook failed; the partial notebook and an ``index.html`` are kept in the run folder, notebooks
+        not yet started are not run (those already running finish).
     """
     _require_report_extra()
     echo = echo or (lambda s: None)
     warn = warn or echo
     if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
         raise ReportError(f"timeout must be a positive number of seconds (got {timeout!r})")
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise ReportError(f"jobs must be a positive integer (got {jobs!r})")
     started = _dt.datetime.now()
     plan = plan_report(audio, model, vocoder, params, out, notebooks=notebooks, now=started)
     run_dir = plan.run_dir
@@ -868,23 +949,36 @@ def run_report(audio=None, model=None, vocoder=None, params: Mapping | None = No
     pages: dict[str, Path] = {}
     warnings: list[str] = []
     n = len(plan.notebooks)
-    for i, nb in enumerate(plan.notebooks, start=1):
-        bar = {"desc": f"[{i}/{n}] {nb.stem}", "leave": True} if progress else False
+    jobs = min(default_jobs(n) if jobs is None else jobs, n)
+    number = {nb.stem: i for i, nb in enumerate(plan.notebooks, start=1)}
+
+    def run_one(nb: Path, slot: int) -> list[str]:
+        i = number[nb.stem]
+        bar = {"desc": f"[{i}/{n}] {nb.stem}", "leave": True, "position": slot} if progress else False
         if not progress:
             echo(f"[{i}/{n}] running {nb.name}")
         out_nb = run_dir / nb.name
-        try:
-            _execute(nb, out_nb, plan.parameters[nb.stem], run_dir, timeout, bar)
-        except NotebookError as exc:
-            status[nb.stem] = f"failed at cell {exc.cell}" if exc.cell is not None else "failed"
-            write_index(run_dir / "index.html", plan, status, started, warnings)
-            raise
-        status[nb.stem] = "ok"
+        _execute(nb, out_nb, plan.parameters[nb.stem], run_dir, timeout, bar)
         page = run_dir / f"{nb.stem}.html"
         found = export_html(out_nb, page, no_input=no_input)
-        for w in found:
-            warn(f"warning: {w}")
-        warnings += found
         pages[nb.stem] = page
+        return found
+
+    failure = None
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+    with _KernelEnv(threads):
+        for nb, found, exc in _schedule(plan.notebooks, run_one, jobs):
+            if exc is None:
+                status[nb.stem] = "ok"
+                for w in found:
+                    warn(f"warning: {w}")
+                warnings += found
+            else:
+                status[nb.stem] = f"failed at cell {exc.cell}" if exc.cell is not None else "failed"
+                failure = failure or exc
+    if failure is not None:
+        write_index(run_dir / "index.html", plan, status, started, warnings)
+        raise failure
+    pages = {nb.stem: pages[nb.stem] for nb in plan.notebooks}
     index = write_index(run_dir / "index.html", plan, status, started, warnings)
     return ReportResult(plan=plan, index=index, html=pages, warnings=warnings)
