@@ -142,10 +142,10 @@ def test_learned_notebook_metrics_agree_with_direct_calls(nbrun):
     doc = _metrics(nbrun, "04_learned_enhance")
     vae = load_vae(str(nbrun["snapshot"]), device="cpu")
     cut = (metrics.HIGH_BAND_HZ, SR / 2 + 1)
-    from vaelib import restore
+    from vaelib.study import restorers
 
-    pname, values = restore.BASELINE_GRIDS["mel_shelf"]
-    shelf = next({pname: v} for v in values if restore._label("mel_shelf", {pname: v}) == doc["chosen"]["mel_shelf"])
+    pname, values = restorers.BASELINE_GRIDS["mel_shelf"]
+    shelf = next({pname: v} for v in values if restorers._label("mel_shelf", {pname: v}) == doc["chosen"]["mel_shelf"])
     plain, shelved = [], []
     for clip in _clips(nbrun):
         rec = reconstruct(vaelib.load_audio(clip.path, duration=DURATION), vae, None, vocode=False,

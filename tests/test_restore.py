@@ -6,7 +6,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from vaelib import restore
+from vaelib import restore, study
 from vaelib.restore import Restorer, RestorerConfig, RestorerError
 
 SR = 16000
@@ -270,7 +270,7 @@ def test_augment_wave_is_seeded_and_normalised(vae, audio_dir):
 
 
 def test_compare_verdict_and_summary(vae, pairs):
-    res = restore.compare_restorers(pairs, vae, restorers=("learned", "learned_cond"))
+    res = study.compare_restorers(pairs, vae, restorers=("learned", "learned_cond"))
     t = res["table"]
     assert t.index[0] == "plain VAE" and t.loc["plain VAE", "lsd_hf_change_%"] == 0
     assert [r.split(":")[0] for r in t.index[1:5]] == ["best seed setting", "baseline", "baseline", "baseline"]
@@ -281,22 +281,22 @@ def test_compare_verdict_and_summary(vae, pairs):
     means = {}
     for r in res["rows"]:
         means.setdefault(r["label"], []).append(r["lsd_hf"])
-    seed_best = min(restore.SEED_CANDIDATES, key=lambda lab: np.mean(means[lab]))
+    seed_best = min(study.SEED_CANDIDATES, key=lambda lab: np.mean(means[lab]))
     assert res["chosen"]["seed"] == seed_best
-    lines = restore.verdict(res)
+    lines = study.verdict(res)
     best = min((r for r in t.index if r.startswith("learned: ")), key=lambda r: t.loc[r, "lsd_hf"])
     assert f"{abs(t.loc[best, 'lsd_hf_change_%']):.0f} %" in lines[0] and best[9:] in lines[0]
-    summary = restore.summary_numbers(res)
+    summary = study.summary_numbers(res)
     assert summary["vae_mel_lsd_hf"] == pytest.approx(t.loc["plain VAE", "lsd_hf"])
     assert summary["learned_mel_lsd_hf_rel_change"] == pytest.approx(t.loc["learned: learned", "lsd_hf_change_%"] / 100)
     assert summary["learned_cond_mel_l1"] == pytest.approx(t.loc["learned: learned_cond(auto)", "l1"])
     assert summary["n_clips"] == len(pairs) and all(isinstance(v, float) for k, v in summary.items() if k != "n_clips")
-    ext = restore.extremes(res)
+    ext = study.extremes(res)
     assert ext["change"][ext["best"]] <= ext["change"][ext["worst"]]
-    mels = restore.variant_mels(pairs[0], ["learned", "learned_cond(auto)"])
+    mels = study.variant_mels(pairs[0], ["learned", "learned_cond(auto)"])
     assert [m[0] for m in mels] == ["input", "VAE only", "learned", "learned_cond(auto)"]
-    no_learned = restore.compare_restorers(pairs[:1], vae, restorers=())
-    assert "No learned restorer" in restore.verdict(no_learned)[0]
+    no_learned = study.compare_restorers(pairs[:1], vae, restorers=())
+    assert "No learned restorer" in study.verdict(no_learned)[0]
 
 
 def test_render_restorer_and_figures(vae, pairs):

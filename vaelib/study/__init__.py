@@ -13,6 +13,7 @@ module                             what it does
 :mod:`vaelib.study.findings`       the run's answers for the report index, from the summaries
 :mod:`vaelib.study.glossary`       labels, units, direction and one-line definitions of the summary keys
 :mod:`vaelib.study.files`          ``metrics.csv`` / ``metrics.json``, the inputs signature
+:mod:`vaelib.study.restorers`      notebook 04: restorers vs. baselines, verdict, best/worst clips
 =================================  ======================================================================
 """
 
@@ -27,6 +28,16 @@ from .claims import (
 )
 from .files import clean_json, inputs_signature, write_metrics
 from .prose import METRIC_NAMES, conclusions, fmt_num, why_disagree
+from .restorers import (
+    BASELINE_GRIDS,
+    SEED_CANDIDATES,
+    compare_restorers,
+    extremes,
+    pairs_from_clips,
+    summary_numbers,
+    variant_mels,
+    verdict,
+)
 from .session import (
     Clip,
     Models,
@@ -59,13 +70,13 @@ from .sweeps import (
 )
 
 __all__ = [
-    "CLAIMS", "CLAIMS_PRESETS", "CRITERIA", "DEFAULT_SWEEPS", "METRIC_NAMES", "SWEEP_FIXED",
-    "Clip", "Models", "Session",
-    "aggregate", "aggregate_sweep", "analysis_summary", "attribution_table", "baseline_summary", "best_per_criterion",
-    "claims_changes", "claims_comparison_table", "claims_rule_notes", "claims_vs_measured", "clean_json",
-    "conclusions", "encode_clip", "enhance_comparison_table", "enhance_summary", "fmt_num", "header_markdown",
-    "inputs_signature", "is_ratio", "load_clips", "load_models", "notebook_dir", "pareto_front", "per_clip_best",
-    "prepare_out_dir", "preset_labels", "progress", "quick_score", "reuse_claims_scores", "run_round_trips",
-    "save_figure", "score_stages", "setting_label", "setup", "sweep", "sweep_grid", "vocode_stages",
-    "why_disagree", "write_metrics",
+    "BASELINE_GRIDS", "CLAIMS", "CLAIMS_PRESETS", "CRITERIA", "DEFAULT_SWEEPS", "METRIC_NAMES", "SEED_CANDIDATES",
+    "SWEEP_FIXED", "aggregate", "aggregate_sweep", "analysis_summary", "attribution_table", "baseline_summary",
+    "best_per_criterion", "claims_changes", "claims_comparison_table", "claims_rule_notes", "claims_vs_measured",
+    "clean_json", "Clip", "compare_restorers", "conclusions", "encode_clip", "enhance_comparison_table",
+    "enhance_summary", "extremes", "fmt_num", "header_markdown", "inputs_signature", "is_ratio", "load_clips",
+    "load_models", "Models", "notebook_dir", "pairs_from_clips", "pareto_front", "per_clip_best", "prepare_out_dir",
+    "preset_labels", "progress", "quick_score", "reuse_claims_scores", "run_round_trips", "save_figure",
+    "score_stages", "Session", "setting_label", "setup", "summary_numbers", "sweep", "sweep_grid", "variant_mels",
+    "verdict", "vocode_stages", "why_disagree", "write_metrics",
 ]
