@@ -835,20 +835,21 @@ def _schedule(notebooks: Sequence[Path], run_one: Callable[[Path, int], list[str
     stems = {nb.stem for nb in notebooks}
     waiting = list(notebooks)
     done: set[str] = set()
+
+    def ready(nb: Path) -> bool:
+        return all(d in done or d not in stems for d in RUN_AFTER.get(nb.stem, ()))
+
     if jobs == 1:  # in this thread: Ctrl-C reaches papermill directly
-        order = []
         while waiting:
-            nb = next((nb for nb in waiting if all(d in done or d not in stems for d in RUN_AFTER.get(nb.stem, ()))),
-                      waiting[0])
+            nb = next((nb for nb in waiting if ready(nb)), waiting[0])
             waiting.remove(nb)
-            order.append(nb)
-            done.add(nb.stem)
-        for nb in order:
             try:
-                yield nb, run_one(nb, 0), None
+                found = run_one(nb, 0)
             except NotebookError as exc:
                 yield nb, [], exc
                 return
+            done.add(nb.stem)
+            yield nb, found, None
         return
     running: dict = {}
     free = list(range(jobs))
@@ -856,11 +857,10 @@ def _schedule(notebooks: Sequence[Path], run_one: Callable[[Path, int], list[str
     with ThreadPoolExecutor(jobs) as pool:
         while waiting or running:
             while free and waiting and not failed:
-                ready = [nb for nb in waiting
-                         if all(d in done or d not in stems for d in RUN_AFTER.get(nb.stem, ()))]
-                if not ready:
+                nb = next((nb for nb in waiting if ready(nb)), None)
+                if nb is None:
                     break
-                nb, slot = ready[0], free.pop(0)
+                slot = free.pop(0)
                 waiting.remove(nb)
                 running[pool.submit(run_one, nb, slot)] = (nb, slot)
             if not running:
