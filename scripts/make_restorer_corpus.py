@@ -12,16 +12,16 @@ File names start with the audio type (``speech_``, ``music_``, ``drums_`` = perc
 other), which is how :func:`vaelib.restore.category_of` labels them for the conditional restorer.
 
 With ``--real``, real recordings from other Debian packages are added (:data:`REAL_SOURCES`: ``oxygen-sounds``,
-``sound-icons``, ``lmms-common``; ``apt-get install --no-install-recommends oxygen-sounds sound-icons lmms-common``).
-They are resampled to 16 kHz mono; files shorter than :data:`CHAIN_MIN_S` are chained (sorted order, 0.2 s of
-silence between them) into clips of up to ~8 s (17 clips of 1.9–8.7 s), so that no training clip is shorter
-than a 128-frame crop. The real-recordings *test set* of ``scripts/eval_restorer.py``
-(``sound-theme-freedesktop``) is never read as training audio: any path under ``/usr/share/sounds/freedesktop`` is refused, ``alsa-utils`` is not used (its
-nine ``/usr/share/sounds/alsa`` files are the same recordings as freedesktop's ``audio-channel-*`` and
-``audio-test-signal``: normalised cross-correlation ≥ 0.995), and :data:`EXCLUDED` lists the files of the
-chosen packages that correlate ≥ 0.5 with a freedesktop sound (one is an identical copy). When
-sound-theme-freedesktop is installed the script re-checks that (reading it only to exclude) and stops if a
-kept file correlates ≥ 0.5 with one of its sounds.
+``sound-icons``, ``lmms-common``; ``apt-get install --no-install-recommends oxygen-sounds sound-icons
+lmms-common``). They are resampled to 16 kHz mono; files shorter than :data:`CHAIN_MIN_S` are chained (sorted order,
+0.2 s of silence between them) into clips of up to ~8 s (17 clips of 1.9–8.7 s), so that no training clip is shorter
+than a 128-frame crop. The real-recordings *test set* of ``scripts/eval_restorer.py`` (``sound-theme-freedesktop``)
+is never read as training audio: any path under ``/usr/share/sounds/freedesktop`` is refused, ``alsa-utils`` is not
+used (its nine ``/usr/share/sounds/alsa`` files are the same recordings as freedesktop's ``audio-channel-*`` and
+``audio-test-signal``: normalised cross-correlation ≥ 0.995), and :data:`EXCLUDED` lists the files of the chosen
+packages that correlate ≥ 0.5 with a freedesktop sound (one is an identical copy). When sound-theme-freedesktop is
+installed the script re-checks that (reading it only to exclude) and stops if a kept file correlates ≥ 0.5 with one
+of its sounds.
 
 Usage::
 
