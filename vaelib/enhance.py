@@ -35,7 +35,9 @@ mel_shelf      mel    ``L + shelf_db * ln(10) / 20`` on mel bins centred at or a
 mel_unsharp    mel    ``L + a * (L - box3x3(L))`` on mel bins centred at or above 4 kHz,      ``amount=0``
                       box over (time, mel) with edge replication (unsharp mask: sharpens
                       the smoothed high band)
-learned        mel    ``r + s * f(r)``: the bundled learned restorer (:mod:`vaelib.restore`)  ``strength=0``
+learned        mel    ``max(r + s * f(r), ln 1e-5)`` for ``s > 0``: the bundled learned        ``strength=0``
+                      restorer (:mod:`vaelib.restore`), clamped at the front end's floor
+                      (``RestorerConfig.mel_floor``); ``s = 0`` returns ``r`` unchanged
 learned_cond   mel    as ``learned``, FiLM-conditioned on the audio type ``category``          ``strength=0``
                       (``auto`` = inferred from the mel, or speech / music / percussion /
                       other)
