@@ -149,9 +149,14 @@ def test_kill_9_then_same_command_equals_uninterrupted(corpus, tmp_path):
         proc.wait()
     parts = list((killed / "parts").glob("*.parquet"))
     assert len(parts) == 1 and not (killed / "results.parquet").exists()  # killed after the first batch
+    first = pd.read_parquet(parts[0]).drop_duplicates("path")
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=400)
     assert p.returncode == 0, p.stderr
     assert "1 already done, 6 to do" in p.stdout
+    inv = json.loads((killed / "summary.json").read_text())["this_invocation"]
+    total = pd.read_parquet(killed / "results.parquet").drop_duplicates("path")["duration_s"].sum()
+    assert inv["audio_s"] == pytest.approx(total - first["duration_s"].sum())  # speed counts this run's audio only
+    assert 0 < inv["model_load_s"] < inv["seconds"]
     fresh = evaluate(corpus, out=tmp_path / "fresh", batch_size=4, **FAST)
     a = pd.read_parquet(killed / "results.parquet")
     b = pd.read_parquet(fresh.results)

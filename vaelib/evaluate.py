@@ -174,12 +174,15 @@ class Evaluator:
     def __init__(self, settings: EvalSettings, run: dict | None = None):
         from .models import load_vae, load_vocoder, resolve_models
 
+        t0 = time.perf_counter()
         self.settings = settings
         self.choice = resolve_models(settings.model, settings.vocoder)
         self.vae = load_vae(settings.model, device=settings.device)
         self.vocoder = load_vocoder(settings.vocoder, device=settings.device, model=settings.model,
                                     n_iter=settings.griffinlim_iters)
         self.run = dict(run or {})
+        #: Seconds spent importing and loading the models (what a longer corpus amortises).
+        self.load_seconds = time.perf_counter() - t0
 
     def _autocast(self):
         import contextlib
@@ -516,7 +519,12 @@ def _run_ray(settings, run_cols, todo, batch_size, workers, journal, bar, addres
 # ----------------------------------------------------------------------------------------------------------
 @dataclasses.dataclass
 class EvalResult:
-    """Paths and totals of a finished :func:`evaluate` run."""
+    """Paths and totals of a finished :func:`evaluate` run.
+
+    ``seconds``: this invocation's wall time (model loading included); ``audio_s``: audio in the whole table;
+    ``new_audio_s``: audio of the clips this invocation processed; ``load_seconds``: model loading (local engine;
+    ``None`` under Ray, where each actor loads its own).
+    """
 
     out: Path
     results: Path
@@ -528,6 +536,8 @@ class EvalResult:
     n_bad: int
     seconds: float
     audio_s: float
+    new_audio_s: float = 0.0
+    load_seconds: float | None = None
 
 
 def _stage_order(df) -> list[str]:
@@ -539,7 +549,7 @@ def _stage_order(df) -> list[str]:
     return fixed + sorted(s for s in seen if s not in fixed)
 
 
-def _finish(out: Path, run: dict, seconds: float, n_new: int, ev, settings, keep_worst: int) -> EvalResult:
+def _finish(out: Path, run: dict, seconds: float, new_paths: set, ev, settings, keep_worst: int) -> EvalResult:
     import pandas as pd
 
     parts = out / "parts"
@@ -561,20 +571,29 @@ def _finish(out: Path, run: dict, seconds: float, n_new: int, ev, settings, keep
     _atomic_write(paths["bad_files"], lambda p: bad.to_parquet(p, index=False))
     _atomic_write(paths["bad_csv"], lambda p: bad.to_csv(p, index=False))
     n_clips = int(df["path"].nunique()) if len(df) else 0
-    audio_s = float(df.drop_duplicates("path")["duration_s"].sum()) if len(df) else 0.0
+    durations = df.drop_duplicates("path") if len(df) else df
+    audio_s = float(durations["duration_s"].sum()) if len(df) else 0.0
+    new_audio_s = float(durations.loc[durations["path"].isin(new_paths), "duration_s"].sum()) if len(df) else 0.0
+    n_new = len(new_paths)
+    load_s = getattr(ev, "load_seconds", None)
+    after = seconds - load_s if load_s is not None else None
     worst = _save_worst(out, df, ev, settings, keep_worst) if len(df) and keep_worst else []
     summary = {
         "run_hash": run["hash"], "params": run["params"], "n_clips": n_clips, "n_rows": int(len(df)),
         "n_bad": int(len(bad)), "audio_hours": audio_s / 3600.0,
         "this_invocation": {"clips": n_new, "seconds": seconds,
-                            "clips_per_s": n_new / seconds if seconds > 0 else None},
+                            "clips_per_s": n_new / seconds if seconds > 0 else None,
+                            "audio_s": new_audio_s,
+                            "x_real_time": new_audio_s / seconds if seconds > 0 else None,
+                            "model_load_s": load_s,
+                            "x_real_time_after_load": new_audio_s / after if after and after > 0 else None},
         "stages": _stage_summary(df), "categories": _category_summary(df),
         "worst": worst,
         "outputs": {k: p.name for k, p in paths.items()},
     }
     _atomic_write(paths["summary"], lambda p: p.write_text(json.dumps(_clean(summary), indent=2, sort_keys=True)))
     return EvalResult(out, paths["results"], paths["results_csv"], paths["bad_files"], paths["summary"], n_clips,
-                      int(len(df)), int(len(bad)), seconds, audio_s)
+                      int(len(df)), int(len(bad)), seconds, audio_s, new_audio_s, load_s)
 
 
 _SUMMARY_METRICS = ("lsd", "lsd_hf", "mrstft", "dec_mel_l1", "dec_mel_lsd", "dec_mel_lsd_hf", "ber_high",
@@ -757,12 +776,17 @@ def evaluate(audio, *, model: str = "auto", vocoder: str = "auto", enhancers=Non
     finally:
         bar.close()
     seconds = time.perf_counter() - t0
-    result = _finish(out, run, seconds, len(todo), ev, settings, keep_worst)
-    rate = f"{len(todo) / seconds:.2f} clips/s, " if seconds > 0 and todo else ""
-    rt = f"{result.audio_s / seconds:.1f}x real time, " if seconds > 0 and todo else ""
+    result = _finish(out, run, seconds, {it["path"] for it in todo}, ev, settings, keep_worst)
+    speed = []
+    if seconds > 0 and todo:
+        speed.append(f"{len(todo) / seconds:.2f} clips/s, {result.new_audio_s / seconds:.1f}x real time")
+        after = seconds - result.load_seconds if result.load_seconds is not None else 0.0
+        if after > 0:
+            speed.append(f"models loaded in {result.load_seconds:.1f} s, then {result.new_audio_s / after:.1f}x")
+    speed_txt = f" ({'; '.join(speed)})" if speed else ""
     echo(f"eval: {result.n_clips} clips ({result.n_rows} rows), {result.n_bad} bad files; {len(todo)} processed in "
-         f"{seconds:.1f} s ({rate}{rt.rstrip(', ')}) -> {result.results}, {result.results_csv}, {result.bad_files}, "
-         f"{result.summary}".replace(" ()", ""))
+         f"{seconds:.1f} s{speed_txt} -> {result.results}, {result.results_csv}, {result.bad_files}, "
+         f"{result.summary}")
     return result
 
 
