@@ -43,10 +43,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._util import one_line
+from ._util import one_line, save_json
 from .audio import LOG_CLAMP
 from .metrics import HIGH_BAND_HZ
-from .train import save_json
 
 __all__ = [
     "CATEGORIES", "RestorerConfig", "TrainOptions", "MelPostNet", "LatentResNet", "TypeClassifier", "Restorer",

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
-import math
 import time
 from pathlib import Path
 
@@ -27,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ._util import save_json  # noqa: F401  (re-exported: scripts write eval.json with it)
 from .audio import MelConfig, load_audio, normalize, pad_to_multiple, wav_to_mel
 
 __all__ = ["TinyVAEConfig", "TrainConfig", "make_tiny_vae", "CropSampler", "train", "set_scaling_factor",
@@ -221,18 +220,3 @@ def evaluate(vae, files, vocoder=None, cfg: MelConfig | None = None) -> dict:
     for band in ("below_4k", "above_4k"):  # share of the band-agnostic baseline's error the VAE still makes
         mean[f"err_vs_naive_{band}"] = mean[f"mel_err_db_{band}"] / mean[f"naive_err_db_{band}"]
     return {"per_clip": rows, "mean": mean}
-
-
-def save_json(path, obj):
-    """Write ``obj`` as indented JSON (floats rounded to 6 significant digits)."""
-
-    def _round(v):
-        if isinstance(v, float) and math.isfinite(v):
-            return float(f"{v:.6g}")
-        if isinstance(v, dict):
-            return {k: _round(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [_round(x) for x in v]
-        return v
-
-    Path(path).write_text(json.dumps(_round(obj), indent=2) + "\n")
