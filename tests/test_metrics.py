@@ -331,3 +331,12 @@ def test_score_many_equals_score_per_estimate(noise, lowpassed):
         assert many[name] == M.score(noise, est)
     quick = M.score_many(noise, ests, extended=False)
     assert quick["low"] == M.score(noise, lowpassed, extended=False) and "mrstft" not in quick["low"]
+
+
+def test_welch_in_chunks_equals_scipy(monkeypatch):
+    from scipy.signal import welch
+
+    monkeypatch.setattr(M, "_WELCH_CHUNK", 7)  # 30 segments in 5 chunks
+    x = np.random.default_rng(5).standard_normal(16000) + 0.1
+    np.testing.assert_allclose(M._welch(x, 16000, 1024, "constant")[1],
+                               welch(x, fs=16000, window="hann", nperseg=1024)[1], rtol=1e-12, atol=0)

@@ -77,6 +77,8 @@ MRSTFT_RESOLUTIONS = ((512, 128), (1024, 256), (2048, 512))
 _SEED_EDGES = (500.0, HIGH_BAND_HZ)
 #: Leading samples the seed's retention rule analyses (:func:`band_retention_claims`).
 _SEED_N = 8192
+#: Welch segments transformed at once by :func:`_welch`.
+_WELCH_CHUNK = 2048
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -288,11 +290,15 @@ def _welch(x: np.ndarray, sr: int, nperseg: int, detrend) -> tuple[np.ndarray, n
         return welch(x, fs=sr, window="hann", nperseg=seg, detrend=detrend)
     step = seg - seg // 2
     frames = np.lib.stride_tricks.sliding_window_view(x, seg)[::step]
-    if detrend == "constant":
-        frames = frames - frames.mean(axis=1, keepdims=True)
     win = get_window("hann", seg)
-    spec = np.fft.rfft(frames * win, axis=1)
-    p = (spec.real**2 + spec.imag**2).mean(axis=0) / (sr * float(np.sum(win**2)))
+    acc = np.zeros(seg // 2 + 1)
+    for a in range(0, frames.shape[0], _WELCH_CHUNK):  # in chunks: memory stays flat for long signals
+        part = frames[a:a + _WELCH_CHUNK]
+        if detrend == "constant":
+            part = part - part.mean(axis=1, keepdims=True)
+        spec = np.fft.rfft(part * win, axis=1)
+        acc += (spec.real**2 + spec.imag**2).sum(axis=0)
+    p = acc / (frames.shape[0] * sr * float(np.sum(win**2)))
     p[1:-1 if seg % 2 == 0 else None] *= 2.0
     return np.fft.rfftfreq(seg, d=1.0 / sr), p
 
