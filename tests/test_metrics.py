@@ -340,3 +340,12 @@ def test_welch_in_chunks_equals_scipy(monkeypatch):
     x = np.random.default_rng(5).standard_normal(16000) + 0.1
     np.testing.assert_allclose(M._welch(x, 16000, 1024, "constant")[1],
                                welch(x, fs=16000, window="hann", nperseg=1024)[1], rtol=1e-12, atol=0)
+
+
+def test_score_refuses_signals_shorter_than_the_lsd_window():
+    x = np.random.default_rng(0).standard_normal(700)  # < n_fft = 743 at 16 kHz
+    with pytest.raises(ValueError, match="too short for LSD: 700 samples"):
+        M.score(x, x)
+    with pytest.raises(ValueError, match="too short for LSD"):
+        M.score_many(x, {"a": x})
+    assert "lsd" not in M.score(x, x, lsd=False, extended=False)

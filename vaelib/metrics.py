@@ -364,8 +364,6 @@ def _lsd_defaults(sr: int, n_fft, hop) -> tuple[int, int]:
 
 
 def _lsd_spectra(o, r, sr, n_fft, hop, pad_mode):
-    if o.shape[0] < n_fft:
-        raise ValueError(f"signals too short for LSD: {o.shape[0]} samples, need >= n_fft={n_fft}")
     t = _lsd_mag(o, n_fft, hop, pad_mode)
     e = _lsd_mag(r, n_fft, hop, pad_mode)
     freqs = np.fft.rfftfreq(n_fft, d=1.0 / sr)
@@ -375,6 +373,8 @@ def _lsd_spectra(o, r, sr, n_fft, hop, pad_mode):
 def _lsd_mag(x, n_fft: int, hop: int, pad_mode: str) -> np.ndarray:
     import librosa
 
+    if x.shape[0] < n_fft:
+        raise ValueError(f"signals too short for LSD: {x.shape[0]} samples, need >= n_fft={n_fft}")
     return np.abs(librosa.stft(x, n_fft=n_fft, hop_length=hop, window="hann", center=True, pad_mode=pad_mode))
 
 
@@ -1003,11 +1003,8 @@ def _score_pair(a: _Analysis, b: _Analysis, lsd: bool, extended: bool) -> dict[s
         out["si_sdr"] = si_sdr(o, r)
 
     if lsd:
-        n_fft = _lsd_defaults(sr, None, None)[0]
-        if o.shape[0] < n_fft:
-            raise ValueError(f"signals too short for LSD: {o.shape[0]} samples, need >= n_fft={n_fft}")
         t, e = a.lsd_mag, b.lsd_mag
-        freqs = np.fft.rfftfreq(n_fft, d=1.0 / sr)
+        freqs = np.fft.rfftfreq(_lsd_defaults(sr, None, None)[0], d=1.0 / sr)
         out["lsd"] = _lsd_from_spec(t, e, freqs, sr, None, 1e-12)
         out["lsd_lf"] = _lsd_from_spec(t, e, freqs, sr, (0.0, HIGH_BAND_HZ), 1e-12)
         out["lsd_hf"] = _lsd_from_spec(t, e, freqs, sr, (HIGH_BAND_HZ, sr / 2 + 1), 1e-12)
