@@ -540,6 +540,13 @@ class EvalResult:
     load_seconds: float | None = None
 
 
+def _after_load_rate(audio_s: float, seconds: float, load_s: float | None) -> float | None:
+    """Audio seconds per wall second once the models were loaded; ``None`` without a load time."""
+    if load_s is None or seconds - load_s <= 0:
+        return None
+    return audio_s / (seconds - load_s)
+
+
 def _stage_order(df) -> list[str]:
     seen = []
     for s in df["stage"]:
@@ -571,12 +578,12 @@ def _finish(out: Path, run: dict, seconds: float, new_paths: set, ev, settings, 
     _atomic_write(paths["bad_files"], lambda p: bad.to_parquet(p, index=False))
     _atomic_write(paths["bad_csv"], lambda p: bad.to_csv(p, index=False))
     n_clips = int(df["path"].nunique()) if len(df) else 0
-    durations = df.drop_duplicates("path") if len(df) else df
-    audio_s = float(durations["duration_s"].sum()) if len(df) else 0.0
-    new_audio_s = float(durations.loc[durations["path"].isin(new_paths), "duration_s"].sum()) if len(df) else 0.0
+    per_file = (df.drop_duplicates("path").set_index("path")["duration_s"] if len(df)
+                else pd.Series(dtype=float))
+    audio_s = float(per_file.sum())
+    new_audio_s = float(per_file[per_file.index.isin(new_paths)].sum())
     n_new = len(new_paths)
     load_s = getattr(ev, "load_seconds", None)
-    after = seconds - load_s if load_s is not None else None
     worst = _save_worst(out, df, ev, settings, keep_worst) if len(df) and keep_worst else []
     summary = {
         "run_hash": run["hash"], "params": run["params"], "n_clips": n_clips, "n_rows": int(len(df)),
@@ -586,7 +593,7 @@ def _finish(out: Path, run: dict, seconds: float, new_paths: set, ev, settings, 
                             "audio_s": new_audio_s,
                             "x_real_time": new_audio_s / seconds if seconds > 0 else None,
                             "model_load_s": load_s,
-                            "x_real_time_after_load": new_audio_s / after if after and after > 0 else None},
+                            "x_real_time_after_load": _after_load_rate(new_audio_s, seconds, load_s)},
         "stages": _stage_summary(df), "categories": _category_summary(df),
         "worst": worst,
         "outputs": {k: p.name for k, p in paths.items()},
@@ -780,9 +787,9 @@ def evaluate(audio, *, model: str = "auto", vocoder: str = "auto", enhancers=Non
     speed = []
     if seconds > 0 and todo:
         speed.append(f"{len(todo) / seconds:.2f} clips/s, {result.new_audio_s / seconds:.1f}x real time")
-        after = seconds - result.load_seconds if result.load_seconds is not None else 0.0
-        if after > 0:
-            speed.append(f"models loaded in {result.load_seconds:.1f} s, then {result.new_audio_s / after:.1f}x")
+        after = _after_load_rate(result.new_audio_s, seconds, result.load_seconds)
+        if after is not None:
+            speed.append(f"models loaded in {result.load_seconds:.1f} s, then {after:.1f}x")
     speed_txt = f" ({'; '.join(speed)})" if speed else ""
     echo(f"eval: {result.n_clips} clips ({result.n_rows} rows), {result.n_bad} bad files; {len(todo)} processed in "
          f"{seconds:.1f} s{speed_txt} -> {result.results}, {result.results_csv}, {result.bad_files}, "
