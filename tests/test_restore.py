@@ -233,6 +233,30 @@ def test_cli_train_restorer_end_to_end(tiny_snapshot, audio_dir, tmp_path, capsy
     assert "not found" in capsys.readouterr().err
 
 
+def test_cli_fixed_holdout_files(tiny_snapshot, audio_dir, tmp_path, capsys):
+    from vaelib.audio import write_audio_list
+    from vaelib.cli import main
+
+    held = write_audio_list(tmp_path / "held.lst", [str(audio_dir / "music_c.wav")])
+    out = tmp_path / "fixed"
+    base = ["train-restorer", "--model", str(tiny_snapshot), "--audio", str(audio_dir), "--device", "cpu",
+            "--steps", "2", "--channels", "8", "--crop-frames", "32", "--batch-size", "2", "--eval-every", "2",
+            "--no-progress", "--augment", "1"]
+    assert main([*base, "--out", str(out), "--holdout-files", str(held)]) == 0
+    assert "held-out (1 clips)" in capsys.readouterr().out
+    cfg = json.loads((out / "config.json").read_text())["training"]
+    assert cfg["heldout_clips"] == ["music_c.wav"]
+    assert "music_c.wav" not in cfg["train_clips"] and len(cfg["train_clips"]) == 4
+    assert cfg["options"]["holdout_files"] == [str(audio_dir / "music_c.wav")]
+    # both ways of holding out at once, or nothing left to train on: one-line errors, nothing written
+    assert main([*base, "--out", str(tmp_path / "x"), "--holdout", "0.2", "--holdout-files", str(held)]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert main([*base, "--out", str(tmp_path / "y"), "--holdout-files", str(audio_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "nothing left to train on" in err and err.count("\n") == 1
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y" / "model.safetensors").exists()
+
+
 def test_registered_restorer_is_an_enhancer(tiny_snapshot, vae, pairs, tmp_path, tone_wave):
     from vaelib import enhance
     from vaelib.pipeline import reconstruct

@@ -749,6 +749,7 @@ class TrainOptions:
     lsd_weight: float = 1.0
     cls_weight: float = 0.2
     holdout: float = 0.15
+    holdout_files: list[str] | None = None
     seed: int = 0
     threads: int | None = 2
     eval_every: int = 250
@@ -845,9 +846,20 @@ def train_restorer(vae, files, out, kind: str = "mel", conditional: bool = False
     if opts.threads:
         torch.set_num_threads(int(opts.threads))
     torch.manual_seed(opts.seed)
+    if opts.holdout_files:  # a fixed held-out set: never trained on, never mixed into augmented copies
+        fixed = {str(Path(f).resolve()) for f in opts.holdout_files}
+        files = [f for f in files if str(Path(f).resolve()) not in fixed]
+        if pairs is not None:
+            pairs = [it for it in pairs if str(Path(it["path"]).resolve()) not in fixed]
+        if (pairs is None and not files) or (pairs is not None and not pairs):
+            raise RestorerError("every training file is also in --holdout-files: nothing left to train on")
     items = pairs if pairs is not None else collect_pairs(files, vae, opts.max_frames, progress,
                                                           augment=opts.augment, seed=opts.seed)
-    train_items, held = split_holdout(items, opts.holdout, opts.seed)
+    if opts.holdout_files:
+        train_items = items
+        held = collect_pairs(opts.holdout_files, vae, opts.max_frames, progress=False, seed=opts.seed)
+    else:
+        train_items, held = split_holdout(items, opts.holdout, opts.seed)
     allmel = torch.cat([it["mel"].flatten() for it in train_items])
     mc = vae.mel_config
     channels = channels or _DEFAULT_WIDTH["latent" if kind == "latent" else arch]
@@ -1013,7 +1025,9 @@ def model_card(info: dict, ev: dict, rows: list[dict]) -> str:
         f"| training | {info['steps']} steps, {info['seconds'] / 60:.1f} min wall, {info['cpu_seconds'] / 60:.1f} min "
         f"CPU time (all threads), {info['threads']} threads, device {md_text(info['device'])} |",
         f"| data | {len(info['train_clips'])} training files ({info['train_seconds_audio']:.0f} s of audio), "
-        f"{len(info['heldout_clips'])} held out |",
+        f"{len(info['heldout_clips'])} held out ("
+        + ("a fixed set, `--holdout-files`" if info["options"].get("holdout_files")
+           else f"a seeded {100 * info['options'].get('holdout', 0.15):g} % split stratified by type") + ") |",
         f"| loss | band-weighted L1 on log-mel (×{info['options']['hf_weight']:g} at ≥ 4 kHz) + "
         f"{info['options']['lsd_weight']:g} × per-frame high-band RMS log-ratio (see `vaelib.restore`) |",
         f"| augmentation | {info['options'].get('augment', 0)} re-coloured cop(ies) per training clip |", "",
@@ -1099,6 +1113,9 @@ def add_parser(subparsers, parser_class=None):
     p.add_argument("--hf-weight", type=float, default=None, help="L1 weight of the bins >= 4 kHz (default 3)")
     p.add_argument("--lsd-weight", type=float, default=None, help="weight of the high-band RMS term (default 1)")
     p.add_argument("--holdout", type=float, default=None, help="fraction of files held out (default 0.15)")
+    p.add_argument("--holdout-files", nargs="+", default=None, metavar="PATH",
+                   help="a fixed held-out set instead of --holdout: files, folders or .lst lists, never trained on "
+                        "(compare runs on different training data on the same clips)")
     p.add_argument("--no-mel-floor", action="store_true",
                    help="mel kind: do not clamp the restored log-mel at the front end's floor log(1e-5)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default 2; 0 = torch default)")
@@ -1148,6 +1165,10 @@ def _main(args) -> int:
         for a in args.audio:
             sources.extend(find_audio("demo", demo_split="train") if a == "demo-train" else find_audio(a))
         files = sorted(dict.fromkeys(sources))
+        if args.holdout_files:
+            if args.holdout is not None:
+                return _err("pass --holdout or --holdout-files, not both")
+            opts.holdout_files = [str(f) for a in args.holdout_files for f in find_audio(a)]
     except (FileNotFoundError, ValueError) as exc:
         return _err(exc)
     demo_eval = set()
