@@ -41,10 +41,13 @@ METHODS = {
 
 
 def real_category(path: Path) -> int:
-    """Type index of a freedesktop sound: the ``audio-channel-*`` announcements are speech, the rest other."""
-    from vaelib.restore import CATEGORIES
+    """Type index of a real recording: freedesktop's ``audio-channel-*`` announcements are speech, its other
+    sounds other; in another folder, the type from the file name (``restore.category_of``)."""
+    from vaelib.restore import CATEGORIES, category_of
 
-    return CATEGORIES.index("speech" if path.name.startswith("audio-channel") else "other")
+    if path.suffix == ".oga":
+        return CATEGORIES.index("speech" if path.name.startswith("audio-channel") else "other")
+    return CATEGORIES.index(category_of(path))
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -94,11 +97,11 @@ def main(argv=None) -> int:
         methods[Path(folder).name] = (restore.register(folder, f"restorer_{Path(folder).name}"), {})
     sources = {"demo_eval": restore.collect_pairs(find_audio("demo"), vae, progress=False)}
     if args.real.is_dir():
-        files = sorted(args.real.glob("*.oga"))
+        files = sorted(args.real.glob("*.oga")) or find_audio(args.real)
         pairs = restore.collect_pairs(files, vae, progress=False)
         for it in pairs:
             it["category"] = real_category(Path(it["path"]))
-        sources["real_freedesktop"] = pairs
+        sources["real_freedesktop" if args.real == REAL_DIR else f"real_{args.real.name}"] = pairs
     else:
         print(f"warning: {args.real} missing: real recordings not scored "
               "(apt-get install --no-install-recommends sound-theme-freedesktop)", file=sys.stderr)
