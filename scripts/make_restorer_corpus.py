@@ -188,6 +188,24 @@ REAL_SOURCES = (
     ("lmms-common", "/usr/share/lmms/samples/effects/*.ogg", "lmms_effects"),
     ("lmms-common", "/usr/share/lmms/samples/misc/*.ogg", "lmms_misc"),
 )
+#: More real recordings (``--real-extra``; added for the third bundled version): event sounds and ringtones of two
+#: other desktops, Sonic Pi's sample library (CC0 / CC-BY / MIT, per their copyright files) and real speech from
+#: KLettres. Sonic Pi files are typed one by one in :data:`SONIC_PI_TYPES`. An optional fourth field keeps every
+#: k-th file of the sorted glob.
+REAL_SOURCES_EXTRA = (
+    ("deepin-sound-theme", "/usr/share/sounds/deepin/stereo/*.wav", "deepin"),
+    ("lomiri-sounds", "/usr/share/sounds/lomiri/camera/*/*.ogg", "lomiri_camera"),
+    ("lomiri-sounds", "/usr/share/sounds/lomiri/notifications/*.ogg", "lomiri_notify"),
+    ("lomiri-sounds", "/usr/share/sounds/lomiri/ringtones/*.ogg", "music_lomiri_ring"),
+    ("sonic-pi-samples", "/usr/share/sonic-pi/samples/*.flac", "sonicpi"),
+    # real speech: letters and syllables spoken in 19 languages (GPL-2+); every 6th file (~8.5 min of 51)
+    ("klettres-data", "/usr/share/klettres/*/*/*.ogg", "speech_klettres", 6),
+)
+SONIC_PI_TYPES = {"drums": ("bd_", "sn_", "drum_", "tabla_", "perc_", "glitch_perc", "loop_amen", "loop_breakbeat",
+                            "loop_perc", "loop_tabla", "loop_compus", "loop_safari", "elec_filt_snare", "elec_hi_snare",
+                            "elec_lo_snare", "elec_mid_snare", "elec_snare", "elec_hollow_kick", "elec_soft_kick",
+                            "elec_cymbal", "elec_fuzz_tom"),
+                  "music": ("ambi_", "bass_", "guit_", "glitch_bass", "loop_drone")}
 SOUND_ICON_TYPES = {"music": ("cembalo", "chord", "electric-piano", "guitar", "klavichord", "piano", "trumpet",
                               "violoncello", "xylofon"),
                     "drums": ("percussion", "cymbaly")}
@@ -204,6 +222,58 @@ EXCLUDED = (
     "/usr/share/sounds/Oxygen-Sys-Log-Out.ogg",
     "/usr/share/sounds/Oxygen-Sys-Question.ogg",
     "/usr/share/sounds/Oxygen-Sys-Warning.ogg",
+    "/usr/share/sonic-pi/samples/elec_plip.flac",  # --real-extra: short clicks, 0.51 / 0.58 (not copies)
+    "/usr/share/sonic-pi/samples/tabla_tas1.flac",
+    "/usr/share/klettres/es/syllab/mo.ogg",  # --real-extra: short syllables vs. spoken announcements, 0.51-0.53
+    "/usr/share/klettres/es/syllab/qui.ogg",
+    "/usr/share/klettres/ru/syllab/russ.ogg",
+)
+#: The fixed held-out set written to ``heldout.lst``: the 42 files the second bundled restorers held out (their
+#: seeded 15 % split), so that restorers trained on different data are compared on the same, never-trained clips
+#: (``vaelib train-restorer --holdout-files OUT/heldout.lst``).
+HELDOUT = (
+    "chirp_log_down_7900_300.flac",
+    "chirp_log_down_7900_600_r2.flac",
+    "drums_breaks_slow_r1.flac",
+    "drums_disco_wet_r1.flac",
+    "drums_lmms_beats_909beat01.flac",
+    "drums_lmms_beats_rave_hihat02.flac",
+    "drums_lmms_chain02.flac",
+    "drums_rock_fast_r2.flac",
+    "lmms_effects_start02.flac",
+    "music_band_jazz_r1.flac",
+    "music_celesta_r2.flac",
+    "music_lmms_bassloops_tb303_01.flac",
+    "music_lmms_bassloops_techno_bass01.flac",
+    "music_lmms_bassloops_techno_synth04.flac",
+    "music_lmms_latin_latin_guitar01.flac",
+    "music_lmms_latin_latin_guitar03.flac",
+    "music_lmms_pads_chorus02.flac",
+    "music_lmms_pads_juno_pad01.flac",
+    "music_piano_bright_r2.flac",
+    "music_strings_choir_r2.flac",
+    "music_strings_pad.flac",
+    "music_strings_synth_r1.flac",
+    "music_strings_synth_r2.flac",
+    "noise_bursts_s203.flac",
+    "noise_bursts_s303_r2.flac",
+    "oxygen_chain01.flac",
+    "oxygen_sys_app_negative.flac",
+    "oxygen_sys_list_end.flac",
+    "oxygen_sys_log_out_long.flac",
+    "speech_de_m4_r2.flac",
+    "speech_en_gb_x_rp_f5_r2.flac",
+    "speech_en_us_f5_r1.flac",
+    "speech_en_us_m3_r1.flac",
+    "speech_es_m1_r1.flac",
+    "speech_fr_fr_m3.flac",
+    "speech_nl_m1.flac",
+    "speech_sv_m1_r2.flac",
+    "speech_sv_m2.flac",
+    "tone_294_noise_4k_7k.flac",
+    "tone_330_noise_4k_7k_r2.flac",
+    "tone_392_noise_6k_7k.flac",
+    "tone_98_noise_4k_7k.flac",
 )
 FORBIDDEN = Path("/usr/share/sounds/freedesktop")
 CHAIN_MIN_S, CHAIN_MAX_S, GAP_S = 1.5, 8.0, 0.2
@@ -219,11 +289,15 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
-def _icon_prefix(stem: str) -> str:
-    for kind, words in SOUND_ICON_TYPES.items():
+def _typed_prefix(stem: str, prefix: str) -> str:
+    """The name prefix of one file: per-file types for ``sound-icons`` and Sonic Pi, else the source's prefix."""
+    table = {"icon": SOUND_ICON_TYPES, "sonicpi": SONIC_PI_TYPES}.get(prefix)
+    if table is None:
+        return prefix
+    for kind, words in table.items():
         if stem.lower().startswith(words):
-            return f"{kind}_icon"
-    return "icon"
+            return f"{kind}_{prefix}"
+    return prefix
 
 
 class _DupGuard:
@@ -250,7 +324,7 @@ class _DupGuard:
         return max((float(np.abs(fftconvolve(x, y[::-1])).max()), name) for name, y in self.refs)
 
 
-def real_clips():
+def real_clips(sources=REAL_SOURCES):
     """(name, waveform at 16 kHz) of the real-recording part, in a fixed order; prints what it skips."""
     import glob
 
@@ -258,10 +332,10 @@ def real_clips():
 
     guard = _DupGuard()
     out = []
-    for package, pattern, prefix in REAL_SOURCES:
+    for package, pattern, prefix, *every in sources:
         if _forbidden(pattern.split("*")[0]):
             raise SystemExit(f"error: {pattern} is under {FORBIDDEN} (the real-recordings test set)")
-        files = sorted(glob.glob(pattern))
+        files = sorted(glob.glob(pattern))[:: every[0] if every else 1]
         if not files:
             raise SystemExit(f"error: no files match {pattern}; apt-get install --no-install-recommends {package}")
         groups: dict[str, list] = {}
@@ -282,8 +356,10 @@ def real_clips():
             score, ref = guard.worst(x)
             if score >= DUP_LIMIT:
                 raise SystemExit(f"error: {f} correlates {score:.2f} with freedesktop {ref}; add it to EXCLUDED")
-            stem = Path(f).stem
-            pre = _icon_prefix(stem) if prefix == "icon" else prefix
+            root = pattern.split("*")[0]
+            stem = "_".join(Path(f).relative_to(root).with_suffix("").parts) if "/" in pattern[len(root):] \
+                else Path(f).stem  # globbed folders name the file too (klettres: one "a.ogg" per language)
+            pre = _typed_prefix(stem, prefix)
             if len(x) >= CHAIN_MIN_S * mc.SR:
                 out.append((f"{pre}_{_slug(stem.removeprefix('Oxygen-'))}", x))
             else:
@@ -312,7 +388,13 @@ def main(argv=None) -> int:
                     help="rounds of the recipe list; round r > 0 shifts voices, seeds, programs and pitches")
     ap.add_argument("--real", action="store_true",
                     help="also add real recordings from other Debian packages (REAL_SOURCES; never freedesktop)")
+    ap.add_argument("--real-extra", action="store_true",
+                    help="with --real: also REAL_SOURCES_EXTRA (deepin-sound-theme, lomiri-sounds, sonic-pi-samples, "
+                         "klettres-data)")
     args = ap.parse_args(argv)
+    if args.real_extra and not args.real:
+        print("error: --real-extra adds to --real; pass both", file=sys.stderr)
+        return 2
     if _forbidden(args.out):
         print(f"error: refusing to write under {FORBIDDEN}", file=sys.stderr)
         return 2
@@ -336,7 +418,7 @@ def main(argv=None) -> int:
     if args.real:
         import soundfile as sf
 
-        real = real_clips()
+        real = real_clips(REAL_SOURCES + (REAL_SOURCES_EXTRA if args.real_extra else ()))
         for name, x in real:
             if (args.out / f"{name}.flac").exists():
                 raise SystemExit(f"error: two clips named {name}")
@@ -345,7 +427,11 @@ def main(argv=None) -> int:
             total += len(x) / mc.SR
             print(f"{name:36s} {len(x) / mc.SR:5.2f} s  >4 kHz {100 * mc.high_band_fraction(x):5.1f} %")
         jobs += real
-    print(f"{len(jobs)} clips, {total:.1f} s in {args.out}")
+    from vaelib.audio import write_audio_list
+
+    held = [n for n in HELDOUT if (args.out / n).is_file()]
+    write_audio_list(args.out / "heldout.lst", held)
+    print(f"{len(jobs)} clips, {total:.1f} s in {args.out}; {len(held)} of them in heldout.lst (fixed held-out set)")
     return 0
 
 
