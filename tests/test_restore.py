@@ -1,5 +1,6 @@
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -191,6 +192,32 @@ def test_same_seed_same_weights_and_resume(vae, pairs, tmp_path, monkeypatch):
                            resume=True, echo=lambda s: None)
     wd = _weights(tmp_path / "d")
     assert all(torch.equal(wa[k], wd[k]) for k in wa)
+
+
+def test_weight_average_ships_and_resumes_bit_exact(vae, pairs, tmp_path, monkeypatch):
+    plain = _weights(Path(restore.train_restorer(vae, None, tmp_path / "p", opts=_opts(steps=4), channels=8,
+                                                 pairs=pairs, progress=False)["folder"]))
+    ema = _weights(Path(restore.train_restorer(vae, None, tmp_path / "e", opts=_opts(steps=4, ema=0.5), channels=8,
+                                               pairs=pairs, progress=False)["folder"]))
+    assert not all(torch.equal(plain[k], ema[k]) for k in plain)  # the average, not the last weights, is shipped
+    cfg = json.loads((tmp_path / "e" / "config.json").read_text())
+    assert cfg["training"]["options"]["ema"] == 0.5
+    real = restore._save_checkpoint
+
+    def save_then_stop(folder, model, opt, step, *args):
+        real(folder, model, opt, step, *args)
+        if step == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(restore, "_save_checkpoint", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        restore.train_restorer(vae, None, tmp_path / "r", opts=_opts(steps=4, ema=0.5), channels=8, pairs=pairs,
+                               progress=False)
+    monkeypatch.setattr(restore, "_save_checkpoint", real)
+    restore.train_restorer(vae, None, tmp_path / "r", opts=_opts(steps=4, ema=0.5), channels=8, pairs=pairs,
+                           progress=False, resume=True, echo=lambda s: None)
+    resumed = _weights(tmp_path / "r")
+    assert all(torch.equal(ema[k], resumed[k]) for k in ema)
 
 
 def test_latent_and_conditional_kinds_train(vae, pairs, tmp_path):

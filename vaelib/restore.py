@@ -758,6 +758,7 @@ class TrainOptions:
     max_frames: int = 1024
     augment: int = 0
     mel_floor: bool = True
+    ema: float = 0.0
 
 
 def _lr_at(frac: float, opts: TrainOptions) -> float:
@@ -778,7 +779,7 @@ def _mel_batch(items, rng, batch: int, crop: int):
     return torch.cat(mels), torch.cat(decs), torch.tensor(cats)
 
 
-def _save_checkpoint(folder: Path, model, opt, step, elapsed, rng, rows, best):
+def _save_checkpoint(folder: Path, model, opt, step, elapsed, rng, rows, best, ema=None):
     from safetensors.torch import save_file
 
     ck = folder / "checkpoint"
@@ -793,13 +794,15 @@ def _save_checkpoint(folder: Path, model, opt, step, elapsed, rng, rows, best):
                 state[f"opt.{i}.{key}"] = st[key].detach().cpu().contiguous()
         if "step" in st:
             state[f"opt.{i}.step"] = torch.as_tensor(st["step"], dtype=torch.float32).reshape(1).cpu()
+    for i, e in enumerate(ema or []):
+        state[f"ema.{i}"] = e.detach().cpu().contiguous()
     save_file(state, str(ck / "state.safetensors"))
     tmp.write_text(json.dumps({"step": step, "elapsed": elapsed, "rng": rng.bit_generator.state, "rows": rows,
                                "best": best}))
     tmp.replace(ck / "state.json")
 
 
-def _load_checkpoint(folder: Path, model, opt, rng):
+def _load_checkpoint(folder: Path, model, opt, rng, ema=None):
     from safetensors.torch import load_file
 
     ck = folder / "checkpoint"
@@ -812,6 +815,8 @@ def _load_checkpoint(folder: Path, model, opt, rng):
             opt.state[p] = {"step": state[f"opt.{i}.step"].reshape(()).clone(),
                             "exp_avg": state[f"opt.{i}.exp_avg"].to(p.device),
                             "exp_avg_sq": state[f"opt.{i}.exp_avg_sq"].to(p.device)}
+    for i, e in enumerate(ema or []):
+        e.copy_(state[f"ema.{i}"])
     rng.bit_generator.state = meta["rng"]
     return meta["step"], meta["elapsed"], meta["rows"], meta.get("best")
 
@@ -877,9 +882,11 @@ def train_restorer(vae, files, out, kind: str = "mel", conditional: bool = False
     crop = min(opts.crop_frames, min(it["mel"].shape[2] for it in train_items))
     crop -= crop % 4
     step, elapsed, rows, best = 0, 0.0, [], None
+    # exponential moving average of the weights (Polyak averaging); decay warmed up as min(d, (1 + n) / (10 + n))
+    ema = [q.detach().clone() for q in model.parameters()] if opts.ema else None
     out.mkdir(parents=True, exist_ok=True)
     if resume:
-        step, elapsed, rows, best = _load_checkpoint(out, model, opt, rng)
+        step, elapsed, rows, best = _load_checkpoint(out, model, opt, rng, ema)
         echo(f"resuming at step {step} ({elapsed:.0f} s done)")
     budget = opts.minutes * 60 if opts.minutes else None
     total = int(budget) if budget else opts.steps
@@ -888,11 +895,22 @@ def train_restorer(vae, files, out, kind: str = "mel", conditional: bool = False
             p.requires_grad_(False)
     sf = vae.scaling_factor
 
+    def swap_ema():  # exchange the live weights with their average (twice = back)
+        with torch.no_grad():
+            for q, e in zip(model.parameters(), ema, strict=True):
+                tmp = q.detach().clone()
+                q.copy_(e)
+                e.copy_(tmp)
+
     def heldout_metric():
         if not held:
             return None
         model.eval()
+        if ema:
+            swap_ema()
         ev = evaluate_restorer(model, held, vae)["mean"]
+        if ema:
+            swap_ema()
         model.train()
         return ev["lsd_hf_change"]
 
@@ -932,6 +950,11 @@ def train_restorer(vae, files, out, kind: str = "mel", conditional: bool = False
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         step += 1
+        if ema:
+            d = min(opts.ema, (1 + step) / (10 + step))
+            with torch.no_grad():
+                for q, e in zip(model.parameters(), ema, strict=True):
+                    e.lerp_(q.detach(), 1 - d)
         acc.append(loss.item())
         done_now = time.time() - t0
         if step % opts.eval_every == 0:
@@ -947,14 +970,16 @@ def train_restorer(vae, files, out, kind: str = "mel", conditional: bool = False
         bar.set_postfix(post, refresh=False)
         bar.update(int(done_now) - bar.n if budget else 1)
         if step % opts.ckpt_every == 0:
-            _save_checkpoint(out, model, opt, step, done_now, rng, rows, best)
+            _save_checkpoint(out, model, opt, step, done_now, rng, rows, best, ema)
     bar.close()
     seconds = time.time() - t0
     if acc:
         rows.append({"step": step, "loss": float(np.mean(acc)), "lr": opt.param_groups[0]["lr"],
                      "heldout_lsd_hf_change": last_eval, "seconds": round(seconds, 1),
                      "cpu_seconds": round(time.process_time() - cpu0, 1)})
-    _save_checkpoint(out, model, opt, step, seconds, rng, rows, best)
+    _save_checkpoint(out, model, opt, step, seconds, rng, rows, best, ema)
+    if ema:  # the averaged weights are the result
+        swap_ema()
     model.eval()
     result_eval = {"heldout": evaluate_restorer(model, held, vae) if held else None}
     if conditional and held:
@@ -1030,7 +1055,9 @@ def model_card(info: dict, ev: dict, rows: list[dict]) -> str:
            else f"a seeded {100 * info['options'].get('holdout', 0.15):g} % split stratified by type") + ") |",
         f"| loss | band-weighted L1 on log-mel (×{info['options']['hf_weight']:g} at ≥ 4 kHz) + "
         f"{info['options']['lsd_weight']:g} × per-frame high-band RMS log-ratio (see `vaelib.restore`) |",
-        f"| augmentation | {info['options'].get('augment', 0)} re-coloured cop(ies) per training clip |", "",
+        f"| augmentation | {info['options'].get('augment', 0)} re-coloured cop(ies) per training clip |",
+        *([f"| weights | exponential moving average, decay {info['options']['ema']:g} |"]
+          if info["options"].get("ema") else []), "",
         "## Command", "", "```bash", info.get("command") or "(library call)", "```", "",
     ]
     held = (ev or {}).get("heldout")
@@ -1116,6 +1143,9 @@ def add_parser(subparsers, parser_class=None):
     p.add_argument("--holdout-files", nargs="+", default=None, metavar="PATH",
                    help="a fixed held-out set instead of --holdout: files, folders or .lst lists, never trained on "
                         "(compare runs on different training data on the same clips)")
+    p.add_argument("--ema", type=float, default=None,
+                   help="keep an exponential moving average of the weights with this decay (e.g. 0.999) and ship "
+                        "it (default 0: off)")
     p.add_argument("--no-mel-floor", action="store_true",
                    help="mel kind: do not clamp the restored log-mel at the front end's floor log(1e-5)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default 2; 0 = torch default)")
@@ -1138,7 +1168,7 @@ def _main(args) -> int:
 
     opts = TrainOptions()
     for name in ("steps", "minutes", "batch_size", "crop_frames", "lr", "holdout", "threads", "eval_every", "seed",
-                 "hf_weight", "lsd_weight", "augment"):
+                 "hf_weight", "lsd_weight", "augment", "ema"):
         v = getattr(args, name, None)
         if v is not None:
             setattr(opts, name, v)
@@ -1154,6 +1184,8 @@ def _main(args) -> int:
             return _err(f"--{name.replace('_', '-')} must be a positive integer")
     if opts.augment < 0:
         return _err("--augment must be >= 0")
+    if not 0 <= opts.ema < 1:
+        return _err(f"--ema must be in [0, 1), got {opts.ema:g}")
     if opts.hf_weight < 0 or opts.lsd_weight < 0:
         return _err("--hf-weight and --lsd-weight must be >= 0")
     if args.channels is not None and args.channels < 1:
