@@ -50,6 +50,25 @@ def real_category(path: Path) -> int:
     return CATEGORIES.index(category_of(path))
 
 
+def distinct(files: list[Path]) -> list[Path]:
+    """The files with distinct contents, real files before symlinks; prints what it drops.
+
+    sound-theme-freedesktop ships 35 names for 27 recordings (``power-plug.oga`` → ``device-added.oga``, ...):
+    scoring every name would count four recordings two to four times.
+    """
+    import hashlib
+
+    seen, out = {}, []
+    for f in sorted(files, key=lambda f: (f.is_symlink(), f.name)):
+        digest = hashlib.sha256(f.read_bytes()).hexdigest()
+        if digest in seen:
+            print(f"note: {f.name} is the same audio as {seen[digest]}: scored once", file=sys.stderr)
+            continue
+        seen[digest] = f.name
+        out.append(f)
+    return sorted(out)
+
+
 def summarise(rows: list[dict]) -> dict:
     """Mean ``lsd_hf``/``l1`` per label, and their change relative to the plain VAE (``vae`` label)."""
     labels = list(dict.fromkeys(r["label"] for r in rows))
@@ -97,7 +116,7 @@ def main(argv=None) -> int:
         methods[Path(folder).name] = (restore.register(folder, f"restorer_{Path(folder).name}"), {})
     sources = {"demo_eval": restore.collect_pairs(find_audio("demo"), vae, progress=False)}
     if args.real.is_dir():
-        files = sorted(args.real.glob("*.oga")) or find_audio(args.real)
+        files = distinct(sorted(args.real.glob("*.oga")) or find_audio(args.real))
         pairs = restore.collect_pairs(files, vae, progress=False)
         for it in pairs:
             it["category"] = real_category(Path(it["path"]))

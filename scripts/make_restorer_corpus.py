@@ -388,11 +388,11 @@ def main(argv=None) -> int:
                     help="rounds of the recipe list; round r > 0 shifts voices, seeds, programs and pitches")
     ap.add_argument("--real", action="store_true",
                     help="also add real recordings from other Debian packages (REAL_SOURCES; never freedesktop)")
-    ap.add_argument("--real-extra", action="store_true",
-                    help="with --real: also REAL_SOURCES_EXTRA (deepin-sound-theme, lomiri-sounds, sonic-pi-samples, "
-                         "klettres-data)")
+    extra = sorted({src[0] for src in REAL_SOURCES_EXTRA})
+    ap.add_argument("--real-extra", nargs="*", default=None, metavar="PACKAGE", choices=extra,
+                    help=f"with --real: also REAL_SOURCES_EXTRA, all of it or these packages ({', '.join(extra)})")
     args = ap.parse_args(argv)
-    if args.real_extra and not args.real:
+    if args.real_extra is not None and not args.real:
         print("error: --real-extra adds to --real; pass both", file=sys.stderr)
         return 2
     if _forbidden(args.out):
@@ -418,7 +418,9 @@ def main(argv=None) -> int:
     if args.real:
         import soundfile as sf
 
-        real = real_clips(REAL_SOURCES + (REAL_SOURCES_EXTRA if args.real_extra else ()))
+        picked = tuple(src for src in REAL_SOURCES_EXTRA if args.real_extra is not None
+                       and (not args.real_extra or src[0] in args.real_extra))
+        real = real_clips(REAL_SOURCES + picked)
         for name, x in real:
             if (args.out / f"{name}.flac").exists():
                 raise SystemExit(f"error: two clips named {name}")

@@ -61,3 +61,28 @@ def test_eval_script_scores_a_model_and_leaves_the_bundled_card_alone(trained, t
                 "lsd_vae", "lsd_projection", "l1_reduction_vs_naive", "hf_error_exceeds_lf"):
         assert key in res["mean"], key
     assert not (out / "MODEL_CARD.md").exists()
+
+
+def test_eval_restorer_scores_each_recording_once(tmp_path, capsys):
+    """sound-theme-freedesktop names some recordings several times (symlinks): each is scored once."""
+    mod = _script("eval_restorer")
+    (tmp_path / "b-real.oga").write_bytes(b"one recording")
+    (tmp_path / "a-link.oga").symlink_to(tmp_path / "b-real.oga")
+    (tmp_path / "c-copy.oga").write_bytes(b"one recording")
+    (tmp_path / "d-other.oga").write_bytes(b"another recording")
+    kept = mod.distinct(sorted(tmp_path.glob("*.oga")))
+    assert [f.name for f in kept] == ["b-real.oga", "d-other.oga"]
+    err = capsys.readouterr().err
+    assert "a-link.oga is the same audio as b-real.oga" in err and "c-copy.oga" in err
+
+
+def test_restorer_corpus_names_and_types():
+    mod = _script("make_restorer_corpus")
+    assert mod._typed_prefix("bd_808", "sonicpi") == "drums_sonicpi"
+    assert mod._typed_prefix("ambi_choir", "sonicpi") == "music_sonicpi"
+    assert mod._typed_prefix("vinyl_hiss", "sonicpi") == "sonicpi"
+    assert mod._typed_prefix("piano-c", "icon") == "music_icon"
+    assert mod._typed_prefix("x", "deepin") == "deepin"
+    assert mod._forbidden("/usr/share/sounds/freedesktop/stereo/bell.oga")
+    assert not mod._forbidden("/usr/share/sounds/deepin/stereo/message.wav")
+    assert not set(mod.HELDOUT) & set(mod.EXCLUDED) and len(set(mod.HELDOUT)) == 42
