@@ -23,10 +23,15 @@ packages that correlate ≥ 0.5 with a freedesktop sound (one is an identical co
 installed the script re-checks that (reading it only to exclude) and stops if a kept file correlates ≥ 0.5 with one
 of its sounds.
 
+``--real-extra [PACKAGE ...]`` adds :data:`REAL_SOURCES_EXTRA` (desktop event sounds, Sonic Pi samples, KLettres real
+speech). Every run writes ``heldout.lst``, the fixed held-out set (:data:`HELDOUT`) for ``vaelib train-restorer
+--holdout-files``.
+
 Usage::
 
     python scripts/make_restorer_corpus.py --out /tmp/restorer_corpus     # refuses a non-empty folder
     python scripts/make_restorer_corpus.py --out /tmp/rcorpus3 --rounds 3 --real   # the bundled restorers' corpus
+    python scripts/make_restorer_corpus.py --out /tmp/rc3k --rounds 3 --real --real-extra klettres-data  # + speech
 """
 
 from __future__ import annotations
