@@ -218,6 +218,15 @@ def test_weight_average_ships_and_resumes_bit_exact(vae, pairs, tmp_path, monkey
                            progress=False, resume=True, echo=lambda s: None)
     resumed = _weights(tmp_path / "r")
     assert all(torch.equal(ema[k], resumed[k]) for k in ema)
+    # a run interrupted without the average cannot be resumed with it: a clear error, not a KeyError
+    monkeypatch.setattr(restore, "_save_checkpoint", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        restore.train_restorer(vae, None, tmp_path / "n", opts=_opts(steps=4), channels=8, pairs=pairs,
+                               progress=False)
+    monkeypatch.setattr(restore, "_save_checkpoint", real)
+    with pytest.raises(RestorerError, match="without --ema"):
+        restore.train_restorer(vae, None, tmp_path / "n", opts=_opts(steps=4, ema=0.5), channels=8, pairs=pairs,
+                               progress=False, resume=True, echo=lambda s: None)
 
 
 def test_latent_and_conditional_kinds_train(vae, pairs, tmp_path):

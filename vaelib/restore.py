@@ -816,6 +816,8 @@ def _load_checkpoint(folder: Path, model, opt, rng, ema=None):
                             "exp_avg": state[f"opt.{i}.exp_avg"].to(p.device),
                             "exp_avg_sq": state[f"opt.{i}.exp_avg_sq"].to(p.device)}
     for i, e in enumerate(ema or []):
+        if f"ema.{i}" not in state:
+            raise RestorerError(f"{folder} was trained without --ema; resume it with the same arguments")
         e.copy_(state[f"ema.{i}"])
     rng.bit_generator.state = meta["rng"]
     return meta["step"], meta["elapsed"], meta["rows"], meta.get("best")
@@ -862,7 +864,10 @@ def train_restorer(vae, files, out, kind: str = "mel", conditional: bool = False
                                                           augment=opts.augment, seed=opts.seed)
     if opts.holdout_files:
         train_items = items
-        held = collect_pairs(opts.holdout_files, vae, opts.max_frames, progress=False, seed=opts.seed)
+        try:
+            held = collect_pairs(opts.holdout_files, vae, opts.max_frames, progress=False, seed=opts.seed)
+        except RestorerError:
+            raise RestorerError("no readable audio among the --holdout-files") from None
     else:
         train_items, held = split_holdout(items, opts.holdout, opts.seed)
     allmel = torch.cat([it["mel"].flatten() for it in train_items])
