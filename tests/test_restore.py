@@ -269,6 +269,32 @@ def test_cli_train_restorer_end_to_end(tiny_snapshot, audio_dir, tmp_path, capsy
     assert "not found" in capsys.readouterr().err
 
 
+def test_held_out_audio_is_never_mixed_into_training_copies(vae, audio_dir, tmp_path, monkeypatch):
+    from vaelib.audio import find_audio, load_audio, normalize
+
+    partners = []
+    real = restore.augment_wave
+
+    def spy(x, rng, sr=16000, other=None):
+        partners.append(None if other is None else np.asarray(other).copy())
+        return real(x, rng, sr, other)
+
+    monkeypatch.setattr(restore, "augment_wave", spy)
+    res = restore.train_restorer(vae, find_audio(audio_dir), tmp_path / "r", opts=_opts(steps=2, augment=3),
+                                 channels=8, progress=False)
+    cfg = json.loads((tmp_path / "r" / "config.json").read_text())["training"]
+    held = cfg["heldout_clips"]
+    assert held and not set(held) & set(cfg["train_clips"]) and res["eval"]["heldout"]["mean"]["clips"] == len(held)
+    assert len(partners) == 3 * len(cfg["train_clips"])
+    for name in held:
+        h = normalize(load_audio(audio_dir / name, sr=SR))[0]
+        assert not any(o is not None and o.shape == h.shape and np.allclose(o, h) for o in partners), name
+    # the split is the one split_holdout makes without augmentation: same held-out files
+    restore.train_restorer(vae, find_audio(audio_dir), tmp_path / "p", opts=_opts(steps=2), channels=8,
+                           progress=False)
+    assert json.loads((tmp_path / "p" / "config.json").read_text())["training"]["heldout_clips"] == held
+
+
 def test_cli_fixed_holdout_files(tiny_snapshot, audio_dir, tmp_path, capsys):
     from vaelib.audio import write_audio_list
     from vaelib.cli import main

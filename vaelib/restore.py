@@ -860,14 +860,22 @@ def train_restorer(vae, files, out, kind: str = "mel", conditional: bool = False
             pairs = [it for it in pairs if str(Path(it["path"]).resolve()) not in fixed]
         if (pairs is None and not files) or (pairs is not None and not pairs):
             raise RestorerError("every training file is also in --holdout-files: nothing left to train on")
+    held_files = opts.holdout_files
+    if pairs is None and not held_files and opts.augment:
+        # split the files before collecting pairs, so that held-out audio is never a mixing partner of an augmented
+        # training copy (the split is the one split_holdout makes on the pairs: same seed, same files)
+        index = {c: i for i, c in enumerate(CATEGORIES)}
+        listed = [{"path": str(f), "category": index.get(category_of(f), len(CATEGORIES) - 1)} for f in files]
+        kept, held_listed = split_holdout(listed, opts.holdout, opts.seed)
+        files, held_files = [Path(it["path"]) for it in kept], [Path(it["path"]) for it in held_listed]
     items = pairs if pairs is not None else collect_pairs(files, vae, opts.max_frames, progress,
                                                           augment=opts.augment, seed=opts.seed)
-    if opts.holdout_files:
+    if held_files:
         train_items = items
         try:
-            held = collect_pairs(opts.holdout_files, vae, opts.max_frames, progress=False, seed=opts.seed)
+            held = collect_pairs(held_files, vae, opts.max_frames, progress=False, seed=opts.seed)
         except RestorerError:
-            raise RestorerError("no readable audio among the --holdout-files") from None
+            raise RestorerError("no readable audio among the held-out files") from None
     else:
         train_items, held = split_holdout(items, opts.holdout, opts.seed)
     allmel = torch.cat([it["mel"].flatten() for it in train_items])
