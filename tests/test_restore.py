@@ -165,6 +165,21 @@ def _weights(folder):
     return load_file(str(folder / "model.safetensors"))
 
 
+def _interrupted_run(monkeypatch, vae, pairs, folder, opts):
+    """Train into ``folder`` until the step-2 checkpoint is written, then stop as a Ctrl-C would."""
+    real = restore._save_checkpoint
+
+    def save_then_stop(folder, model, opt, step, *args):
+        real(folder, model, opt, step, *args)
+        if step == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(restore, "_save_checkpoint", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        restore.train_restorer(vae, None, folder, opts=opts, channels=8, pairs=pairs, progress=False)
+    monkeypatch.setattr(restore, "_save_checkpoint", real)
+
+
 def test_same_seed_same_weights_and_resume(vae, pairs, tmp_path, monkeypatch):
     a = restore.train_restorer(vae, None, tmp_path / "a", opts=_opts(steps=4), channels=8, pairs=pairs,
                                progress=False)
@@ -176,18 +191,7 @@ def test_same_seed_same_weights_and_resume(vae, pairs, tmp_path, monkeypatch):
     assert not all(torch.equal(wa[k], wc[k]) for k in wa)
     assert a["steps"] == 4
     # interrupted after the step-2 checkpoint, then resumed: same weights as the uninterrupted run
-    real = restore._save_checkpoint
-
-    def save_then_stop(folder, model, opt, step, *args):
-        real(folder, model, opt, step, *args)
-        if step == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(restore, "_save_checkpoint", save_then_stop)
-    with pytest.raises(KeyboardInterrupt):
-        restore.train_restorer(vae, None, tmp_path / "d", opts=_opts(steps=4), channels=8, pairs=pairs,
-                               progress=False)
-    monkeypatch.setattr(restore, "_save_checkpoint", real)
+    _interrupted_run(monkeypatch, vae, pairs, tmp_path / "d", _opts(steps=4))
     restore.train_restorer(vae, None, tmp_path / "d", opts=_opts(steps=4), channels=8, pairs=pairs, progress=False,
                            resume=True, echo=lambda s: None)
     wd = _weights(tmp_path / "d")
@@ -202,28 +206,13 @@ def test_weight_average_ships_and_resumes_bit_exact(vae, pairs, tmp_path, monkey
     assert not all(torch.equal(plain[k], ema[k]) for k in plain)  # the average, not the last weights, is shipped
     cfg = json.loads((tmp_path / "e" / "config.json").read_text())
     assert cfg["training"]["options"]["ema"] == 0.5
-    real = restore._save_checkpoint
-
-    def save_then_stop(folder, model, opt, step, *args):
-        real(folder, model, opt, step, *args)
-        if step == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(restore, "_save_checkpoint", save_then_stop)
-    with pytest.raises(KeyboardInterrupt):
-        restore.train_restorer(vae, None, tmp_path / "r", opts=_opts(steps=4, ema=0.5), channels=8, pairs=pairs,
-                               progress=False)
-    monkeypatch.setattr(restore, "_save_checkpoint", real)
+    _interrupted_run(monkeypatch, vae, pairs, tmp_path / "r", _opts(steps=4, ema=0.5))
     restore.train_restorer(vae, None, tmp_path / "r", opts=_opts(steps=4, ema=0.5), channels=8, pairs=pairs,
                            progress=False, resume=True, echo=lambda s: None)
     resumed = _weights(tmp_path / "r")
     assert all(torch.equal(ema[k], resumed[k]) for k in ema)
     # a run interrupted without the average cannot be resumed with it: a clear error, not a KeyError
-    monkeypatch.setattr(restore, "_save_checkpoint", save_then_stop)
-    with pytest.raises(KeyboardInterrupt):
-        restore.train_restorer(vae, None, tmp_path / "n", opts=_opts(steps=4), channels=8, pairs=pairs,
-                               progress=False)
-    monkeypatch.setattr(restore, "_save_checkpoint", real)
+    _interrupted_run(monkeypatch, vae, pairs, tmp_path / "n", _opts(steps=4))
     with pytest.raises(RestorerError, match="without --ema"):
         restore.train_restorer(vae, None, tmp_path / "n", opts=_opts(steps=4, ema=0.5), channels=8, pairs=pairs,
                                progress=False, resume=True, echo=lambda s: None)

@@ -450,6 +450,12 @@ def augment_wave(x: np.ndarray, rng: np.random.Generator, sr: int = 16000, other
     return normalize(y.astype(np.float32))[0]
 
 
+def _category_index(path, categories=CATEGORIES) -> int:
+    """Index of :func:`category_of` ``path`` in ``categories``; the last one ("other") when it is not listed."""
+    c = category_of(path)
+    return categories.index(c) if c in categories else len(categories) - 1
+
+
 def collect_pairs(files, vae, max_frames: int = 1024, progress: bool = True, categories=CATEGORIES,
                   augment: int = 0, seed: int = 0) -> list[dict]:
     """Run every clip through the frozen VAE once; return the training pairs.
@@ -476,7 +482,7 @@ def collect_pairs(files, vae, max_frames: int = 1024, progress: bool = True, cat
             sys.stderr.write(f"warning: skipped {Path(path).name}: {one_line(exc, 160)}\n")
     out = []
     for path, x0 in tqdm(loaded, desc="encode/decode", disable=not progress, leave=False):
-        cat = categories.index(category_of(path)) if category_of(path) in categories else len(categories) - 1
+        cat = _category_index(path, categories)
         versions = [x0] + [augment_wave(x0, rng, cfg.sr, loaded[rng.integers(len(loaded))][1])
                            for _ in range(augment)]
         for v, x in enumerate(versions):
@@ -864,8 +870,7 @@ def train_restorer(vae, files, out, kind: str = "mel", conditional: bool = False
     if pairs is None and not held_files and opts.augment:
         # split the files before collecting pairs, so that held-out audio is never a mixing partner of an augmented
         # training copy (the split is the one split_holdout makes on the pairs: same seed, same files)
-        index = {c: i for i, c in enumerate(CATEGORIES)}
-        listed = [{"path": str(f), "category": index.get(category_of(f), len(CATEGORIES) - 1)} for f in files]
+        listed = [{"path": str(f), "category": _category_index(f)} for f in files]
         kept, held_listed = split_holdout(listed, opts.holdout, opts.seed)
         files, held_files = [Path(it["path"]) for it in kept], [Path(it["path"]) for it in held_listed]
     items = pairs if pairs is not None else collect_pairs(files, vae, opts.max_frames, progress,
