@@ -42,12 +42,12 @@ METHODS = {
 
 def real_category(path: Path) -> int:
     """Type index of a real recording: freedesktop's ``audio-channel-*`` announcements are speech, its other
-    sounds other; in another folder, the type from the file name (``restore.category_of``)."""
-    from vaelib.restore import CATEGORIES, category_of
+    sounds other; in another folder, the type by the one rule (``vaelib.categories.category_of``)."""
+    from vaelib.categories import CATEGORIES, category_index
 
     if path.suffix == ".oga":
         return CATEGORIES.index("speech" if path.name.startswith("audio-channel") else "other")
-    return CATEGORIES.index(category_of(path))
+    return category_index(path)
 
 
 def distinct(files: list[Path]) -> list[Path]:
@@ -108,6 +108,7 @@ def main(argv=None) -> int:
     from vaelib import restore
     from vaelib.audio import find_audio
     from vaelib.models import load_vae
+    from vaelib.pipeline import score_variants
 
     torch.set_num_threads(args.threads)
     vae = load_vae("bundled", device="cpu")
@@ -126,7 +127,7 @@ def main(argv=None) -> int:
               "(apt-get install --no-install-recommends sound-theme-freedesktop)", file=sys.stderr)
     result = {}
     for name, pairs in sources.items():
-        rows = restore.score_methods(pairs, vae, methods)
+        rows = score_variants(pairs, vae, methods)
         result[name] = {"clips": len({r["clip"] for r in rows}), "summary": summarise(rows), "per_clip": rows}
         print(f"\n### {name} ({result[name]['clips']} clips)\n")
         print(table(result[name]["summary"]))

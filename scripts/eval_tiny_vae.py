@@ -64,8 +64,9 @@ def main(argv=None) -> int:
     import torch
 
     import vaelib
+    from vaelib._util import save_json
     from vaelib.assets import bundled_model_dir
-    from vaelib.train import evaluate, save_json
+    from vaelib.tiny_vae import evaluate
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=str(bundled_model_dir()))

@@ -9,7 +9,7 @@ derived from, ``vaelib/assets/demo/eval/``; recipes that would reproduce an eval
 * synthetic: no upward 50 Hz → 8 kHz chirp, no 220 Hz tone, no burst seed 42.
 
 File names start with the audio type (``speech_``, ``music_``, ``drums_`` = percussion, anything else =
-other), which is how :func:`vaelib.restore.category_of` labels them for the conditional restorer.
+other), which is how :func:`vaelib.categories.category_of` labels them for the conditional restorer.
 
 With ``--real``, real recordings from other Debian packages are added (:data:`REAL_SOURCES`: ``oxygen-sounds``,
 ``sound-icons``, ``lmms-common``; ``apt-get install --no-install-recommends oxygen-sounds sound-icons
@@ -178,7 +178,7 @@ def recipes(r: int):
     return jobs
 
 
-#: Real recordings: (Debian package, glob, name prefix; the prefix sets the type via ``restore.category_of``).
+#: Real recordings: (Debian package, glob, name prefix; the prefix sets the type via ``vaelib.categories.category_of``).
 #: ``sound-icons`` files are typed one by one in :data:`SOUND_ICON_TYPES`; the rest of that package is "other".
 REAL_SOURCES = (
     ("oxygen-sounds", "/usr/share/sounds/Oxygen-*.ogg", "oxygen"),

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def main(argv=None) -> int:
     from vaelib.assets import bundled_model_dir
     from vaelib.audio import find_audio, load_audio
-    from vaelib.train import CropSampler, TinyVAEConfig, TrainConfig, make_tiny_vae, set_scaling_factor, train
+    from vaelib.tiny_vae import CropSampler, TinyVAEConfig, TrainConfig, make_tiny_vae, set_scaling_factor, train
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=bundled_model_dir())

@@ -73,3 +73,94 @@ def tone_wave():
     x = 0.3 * np.sin(2 * np.pi * 440 * t) + 0.1 * np.sin(2 * np.pi * 3000 * t) + 0.05 * np.sin(2 * np.pi * 6000 * t)
     x += 0.01 * np.random.default_rng(1).standard_normal(t.size)
     return x.astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------------------
+# tiny stand-in notebooks and inputs for the report runner (tests/report/, tests/test_cli.py)
+# ------------------------------------------------------------------------------------------------------
+NB1_PARAMS = '''\
+audio: str = "demo"  # audio file, folder, .lst list or 'demo'
+model: str = "auto"  # VAE source
+vocoder: str = "auto"  # vocoder
+duration_s: float = 1.0  # seconds per clip
+method: str = "frequency"  # enhancement method
+gain: float = 1.5  # Laplacian gain
+seed: int = 0  # random seed
+max_clips: int = 8  # at most this many clips
+out_dir: str = "."  # output folder
+interactive: bool = True  # widgets (True) or static output (False)
+'''
+
+NB1_BODY = '''\
+%matplotlib inline
+import json, pathlib
+import numpy as np
+import matplotlib.pyplot as plt
+import soundfile as sf
+from IPython.display import Audio, display
+from vaelib.audio import find_audio
+
+files = find_audio(audio)[:max_clips]
+out = pathlib.Path(out_dir) / "01_tiny"
+out.mkdir(parents=True, exist_ok=True)
+x, sr = sf.read(str(files[0]), dtype="float32")
+fig, ax = plt.subplots(figsize=(6, 2.5))
+ax.plot(np.arange(x.size) / sr, x, color="tab:blue")
+ax.set_title(f"{files[0].name} (gain {gain})")
+plt.show()
+display(Audio(np.clip(x, -1, 1), rate=sr, normalize=False))
+rms = float(np.sqrt(np.mean(x ** 2)))
+_ = (out / "files.json").write_text(json.dumps([str(f) for f in files]))
+_ = (out / "metrics.json").write_text(json.dumps({"summary": {"n_clips": len(files), "gain": gain, "rms": rms,
+                                                          "interactive": interactive}}))
+'''
+
+NB2_PARAMS = '''\
+level: float = 0.1  # noise level
+fail: bool = False  # raise in a later cell
+out_dir: str = "."  # output folder
+'''
+
+
+def write_notebook(path, params_src, *cells):
+    """A notebook with a papermill ``parameters`` cell and then ``cells`` (strings; ``"# md ..."`` → markdown)."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_code_cell(params_src, metadata={"tags": ["parameters"]}))
+    for src in cells:
+        if src.startswith("# md "):
+            nb.cells.append(nbformat.v4.new_markdown_cell(src[5:]))
+        else:
+            nb.cells.append(nbformat.v4.new_code_cell(src))
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(path))
+    return path
+
+
+def make_notebooks(folder):
+    """Three tiny notebooks: ``01_tiny`` (plot + audio player + metrics), ``02_tiny`` (can fail), ``03_tiny``."""
+    nb1 = write_notebook(folder / "01_tiny.ipynb", NB1_PARAMS, "# md # Tiny baseline", NB1_BODY)
+    nb2 = write_notebook(
+        folder / "02_tiny.ipynb", NB2_PARAMS, "twice = 2 * level",
+        'if fail:\n    raise ValueError("deliberate failure")',
+        'import json, pathlib\nout = pathlib.Path(out_dir) / "02_tiny"\nout.mkdir(parents=True, exist_ok=True)\n'
+        '(out / "metrics.json").write_text(json.dumps({"summary": {"twice_level": twice}}))',
+    )
+    nb3 = write_notebook(folder / "03_tiny.ipynb", 'out_dir: str = "."  # output folder', "print('third ran')")
+    return [nb1, nb2, nb3]
+
+
+def write_inputs(folder):
+    """Three good clips (wav, flac, one in a subfolder) and one corrupt ``.wav``."""
+    import soundfile as sf
+
+    t = np.arange(SR) / SR
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sub").mkdir(exist_ok=True)
+    sf.write(folder / "a.wav", (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), SR)
+    sf.write(folder / "b.flac", (0.2 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32), SR)
+    sf.write(folder / "sub" / "c.wav", (0.1 * np.random.default_rng(0).standard_normal(SR)).astype(np.float32), SR)
+    (folder / "bad.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" + bytes(range(256)) * 4)
+    return folder

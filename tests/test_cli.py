@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_report import make_notebooks, write_inputs
+from conftest import make_notebooks, write_inputs
 
 from vaelib.cli import main
 

@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -176,3 +177,56 @@ def test_errors_are_one_line_and_list_what_is_accepted(z):
     with pytest.raises(ValueError, match="4-D"):
         apply("frequency", z[0])
     assert "frequency" in enhance.describe()
+
+
+@pytest.fixture(scope="module")
+def vae():
+    from vaelib.models import load_vae
+
+    return load_vae("bundled", device="cpu")
+
+
+# ------------------------------------------------------------------------------------------------------
+# a parameter is validated once per call path (parsed specs go down, nothing below re-validates)
+# ------------------------------------------------------------------------------------------------------
+def _count_validations(monkeypatch):
+    calls = []
+    real = enhance.validate_params
+
+    def counting(method, params=None):
+        calls.append(method)
+        return real(method, params)
+
+    monkeypatch.setattr(enhance, "validate_params", counting)
+    return calls
+
+
+def test_reconstruct_validates_each_enhancer_once(monkeypatch, vae, tone_wave):
+    from vaelib.pipeline import reconstruct
+
+    calls = _count_validations(monkeypatch)
+    rec = reconstruct(tone_wave, vae, None, enhancers={"learned": {"strength": 0.5}, "seed_frequency": None},
+                      vocode=False)
+    assert sorted(calls) == ["frequency", "learned"]
+    assert rec["learned"].params == {"method": "learned", "strength": 0.5}
+    spec = enhance.parse({"l": ("learned", {"strength": 0.5})})
+    calls.clear()
+    assert enhance.parse(spec) == spec and calls == []  # parsed specs pass through untouched
+    enhance.apply(spec["l"], torch.zeros(1, 1, 8, 64))
+    assert calls == []
+    with pytest.raises(ValueError, match="carries its parameters"):
+        enhance.apply(spec["l"], torch.zeros(1, 1, 8, 64), strength=1.0)
+
+
+def test_windowed_round_trip_validates_once_not_per_window(monkeypatch, vae):
+    from vaelib.evaluate import parse_enhancer_spec
+    from vaelib.longaudio import RoundTrip, Windowing
+
+    calls = _count_validations(monkeypatch)
+    specs = parse_enhancer_spec("learned:strength=0.5")  # the eval entry point
+    assert calls == ["learned"]
+    rt = RoundTrip(vae, None, specs, windowing=Windowing(window=64, overlap=16, fade=8))
+    x = np.random.default_rng(0).standard_normal(160 * 300).astype(np.float32) * 0.1
+    rt.push(x)
+    rt.flush()
+    assert rt.n_windows >= 3 and calls == ["learned"]

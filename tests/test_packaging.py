@@ -16,90 +16,45 @@ from pathlib import Path
 
 import pytest
 
-import vaelib
 from vaelib import report
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "notebooks"
-SHIPPED = ROOT / "vaelib" / "notebooks"
 DEMO = ROOT / "vaelib" / "assets" / "demo"
 TINY_VAE = ROOT / "vaelib" / "assets" / "tiny_vae"
 # Extras that a core install must not need (nor pull in).
 NOT_CORE = ("papermill", "nbconvert", "nbclient", "ipywidgets", "ipykernel", "jupyterlab", "ray")
 
 
-def _sync_script():
-    spec = importlib.util.spec_from_file_location("sync_notebooks", ROOT / "scripts" / "sync_notebooks.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def _names(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.glob("*.ipynb"))
 
 
-# ------------------------------------------------------------------------------------------ shipped copies
+# ------------------------------------------------------------------------------------------ notebooks, once
 
 
-def test_shipped_notebooks_are_byte_identical_to_the_sources():
-    assert _names(SOURCE), f"no notebooks in {SOURCE}"
-    diff = _sync_script().differences(SOURCE, SHIPPED)
-    assert diff == [], "vaelib/notebooks/ is out of date (run `python scripts/sync_notebooks.py`): " + "; ".join(diff)
-    assert _names(SHIPPED) == _names(SOURCE)
+def test_notebooks_exist_once_in_the_repository():
+    tracked = subprocess.run(["git", "ls-files", "*.ipynb"], cwd=ROOT, capture_output=True, text=True)
+    if tracked.returncode != 0:
+        pytest.skip("not a git checkout")
+    names = [Path(n) for n in tracked.stdout.split()]
+    assert names and all(n.parent == Path("notebooks") for n in names), names
+    assert len({n.name for n in names}) == len(names)
 
 
-def test_every_report_notebook_is_in_the_sources_and_shipped():
-    for name in report.DEFAULT_NOTEBOOKS:
-        assert (SOURCE / name).is_file() and (SHIPPED / name).is_file(), name
-
-
-def _write(folder: Path, files: dict[str, bytes]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, data in files.items():
-        (folder / name).write_bytes(data)
-
-
-def test_sync_script_check_names_each_difference_and_sync_repairs_them(tmp_path):
-    src, dst = tmp_path / "notebooks", tmp_path / "pkg" / "notebooks"
-    _write(src, {"a.ipynb": b'{"a": 1}', "b.ipynb": b'{"b": 2}'})
-    _write(dst, {"a.ipynb": b'{"a": 1} ', "c.ipynb": b"{}", "keep.txt": b"not a notebook"})
-    before = {p.name: p.read_bytes() for p in src.iterdir()}
-    script = [sys.executable, str(ROOT / "scripts" / "sync_notebooks.py"), "--src", str(src), "--dst", str(dst)]
-
-    check = subprocess.run([*script, "--check"], capture_output=True, text=True, timeout=60)
-    assert check.returncode == 1
-    lines = check.stdout.splitlines()
-    assert [line.split(":")[0] for line in lines] == ["a.ipynb", "b.ipynb", "c.ipynb"]
-    assert "differs" in lines[0] and "missing" in lines[1] and "extra" in lines[2]
-    assert "sync_notebooks.py" in check.stderr
-
-    fix = subprocess.run(script, capture_output=True, text=True, timeout=60)
-    assert fix.returncode == 0, fix.stderr
-    assert {p.name: p.read_bytes() for p in src.iterdir()} == before  # sources untouched
-    assert {p.name: p.read_bytes() for p in dst.glob("*.ipynb")} == before  # exact copies, stale one removed
-    assert (dst / "keep.txt").read_bytes() == b"not a notebook"  # only *.ipynb is managed
-    assert subprocess.run([*script, "--check"], capture_output=True, timeout=60).returncode == 0
-
-
-# ------------------------------------------------------------------------------------------ notebooks_dir
-
-
-def test_notebooks_dir_prefers_the_checkout_sources():
-    assert report.notebooks_dir() == SOURCE
+def test_notebooks_dir_is_the_package_data_and_the_checkout_under_an_editable_install():
+    assert report.notebooks_dir() == SOURCE  # pip install -e .: vaelib.report.notebooks is notebooks/
     assert report.default_notebooks() == [SOURCE / name for name in report.DEFAULT_NOTEBOOKS]
+    for name in report.DEFAULT_NOTEBOOKS:
+        assert (SOURCE / name).is_file(), name
 
 
-def test_notebooks_dir_of_an_installed_package_is_the_shipped_copy(tmp_path, monkeypatch):
-    package = tmp_path / "site-packages" / "vaelib"
-    _write(package, {"__init__.py": b""})
-    (tmp_path / "site-packages" / "notebooks").mkdir()  # a stray folder beside the package is not a checkout
-    monkeypatch.setattr(vaelib, "__file__", str(package / "__init__.py"))
-    assert report.notebooks_dir() == package / "notebooks"
+def test_default_notebooks_missing_is_one_line(tmp_path, monkeypatch):
+    from vaelib.report import plan
+
+    monkeypatch.setattr(plan, "notebooks_dir", lambda: tmp_path)
     with pytest.raises(report.ReportError, match=r"report notebooks not found: .*01_baseline\.ipynb"):
         report.default_notebooks()
-    _write(package / "notebooks", {name: b"{}" for name in report.DEFAULT_NOTEBOOKS})
-    assert report.default_notebooks() == [package / "notebooks" / name for name in report.DEFAULT_NOTEBOOKS]
 
 
 # ------------------------------------------------------------------------------------------ the wheel
@@ -110,6 +65,7 @@ def _copy_source(dest: Path) -> Path:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", "*.egg-info")
     dest.mkdir(parents=True)
     shutil.copytree(ROOT / "vaelib", dest / "vaelib", ignore=ignore)
+    shutil.copytree(ROOT / "notebooks", dest / "notebooks", ignore=ignore)
     for name in ("pyproject.toml", "README.md", "constraints.txt"):
         shutil.copy2(ROOT / name, dest / name)
     return dest
@@ -132,9 +88,11 @@ def wheel(tmp_path_factory) -> Path:
 def test_wheel_holds_the_notebooks_the_tiny_vae_and_the_demo_corpus(wheel):
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
-        assert sorted(n.rsplit("/", 1)[1] for n in names if n.startswith("vaelib/notebooks/")) == _names(SHIPPED)
-        for name in _names(SHIPPED):  # the shipped copies (equal to the sources: the first test)
-            assert zf.read(f"vaelib/notebooks/{name}") == (SHIPPED / name).read_bytes(), name
+        shipped = "vaelib/report/notebooks/"
+        assert sorted(n.rsplit("/", 1)[1] for n in names if n.startswith(shipped) and n.endswith(".ipynb")) \
+            == _names(SOURCE)
+        for name in _names(SOURCE):  # notebooks/ mapped into the package (pyproject.toml)
+            assert zf.read(f"{shipped}{name}") == (SOURCE / name).read_bytes(), name
         for path in [*TINY_VAE.rglob("*"), *DEMO.rglob("*")]:
             if path.is_file() and "__pycache__" not in path.parts:
                 assert path.relative_to(ROOT).as_posix() in names, path

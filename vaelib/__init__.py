@@ -6,12 +6,12 @@ The public face::
     vae, vocoder = vaelib.load_vae("auto"), vaelib.load_vocoder("auto")
     rec = vaelib.reconstruct(wave, vae, vocoder, enhancers=["seed_frequency"])
 
-Submodules: :mod:`vaelib.audio` (I/O + training-matched front end), :mod:`vaelib.models`,
-:mod:`vaelib.enhance` (latent- and mel-stage enhancers), :mod:`vaelib.restore` (learned restorers),
-:mod:`vaelib.metrics`, :mod:`vaelib.pipeline`, :mod:`vaelib.longaudio` / :mod:`vaelib.stream` (any length),
-:mod:`vaelib.evaluate` (``vaelib eval``), :mod:`vaelib.params` (the notebooks' parameter schema),
-:mod:`vaelib.study` (the notebooks' logic), :mod:`vaelib.plots`, :mod:`vaelib.widgets`, :mod:`vaelib.markup`
-(inert output), :mod:`vaelib.report`.
+Packages and modules: :mod:`vaelib.audio` (I/O + training-matched front end), :mod:`vaelib.models`,
+:mod:`vaelib.enhance` (latent- and mel-stage enhancers, one registry), :mod:`vaelib.restore` (learned restorers),
+:mod:`vaelib.metrics`, :mod:`vaelib.pipeline` (the round trip), :mod:`vaelib.categories` (audio types),
+:mod:`vaelib.longaudio` / :mod:`vaelib.stream` (any length), :mod:`vaelib.evaluate` (``vaelib eval``),
+:mod:`vaelib.study` (the notebooks' logic), :mod:`vaelib.plots`, :mod:`vaelib.widgets`, :mod:`vaelib.report`
+(``vaelib report``: parameter schema, runner, pages, escaping), :mod:`vaelib.tiny_vae` (the bundled VAE's trainer).
 """
 
 from .audio import MelConfig, find_audio, load_audio, normalize, save_audio, wav_to_mel

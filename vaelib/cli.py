@@ -18,7 +18,7 @@ from collections.abc import Sequence
 __all__ = ["SUBCOMMAND_MODULES", "build_parser", "main"]
 
 #: Modules that register a subcommand (``add_parser(subparsers, parser_class)``).
-SUBCOMMAND_MODULES = ("vaelib.evaluate", "vaelib.restore")
+SUBCOMMAND_MODULES = ("vaelib.evaluate", "vaelib.restore.cli")
 
 _REPORT_EPILOG = """\
 Any notebook parameter can be set with -p name=value (see --list-params); values are checked against the
@@ -131,7 +131,7 @@ def _report(args) -> int:
 
 
 def _report_from_eval(args) -> int:
-    from .evalreport import write_eval_report
+    from .report.evalpage import write_eval_report
 
     ignored = [flag for flag, v in (("--audio", args.audio), ("--model", args.model), ("--vocoder", args.vocoder),
                                     ("-p", args.param), ("--notebooks", args.notebooks)) if v]

@@ -44,7 +44,12 @@ learned_cond   mel    as ``learned``, FiLM-conditioned on the audio type ``categ
 ============== ====== ================================================================== ==================
 
 The learned entries exist for the bundled tiny VAE; a restorer trained for another VAE with
-``vaelib train-restorer`` is added with :func:`vaelib.restore.register`.
+``vaelib train-restorer`` is added with :func:`vaelib.restore.register` and found here by name. One adapter
+(:func:`restorer_enhancer`) wraps every restorer, bundled or registered.
+
+Parameters are validated once per call path: :func:`parse` (and :func:`apply` given a name) validate and return
+:class:`Spec` objects; everything below the entry points (``reconstruct``, ``vaelib eval``, the reports, the
+windowed round trip) passes the parsed specs on and :func:`apply` runs a :class:`Spec` as it is.
 """
 
 from __future__ import annotations
@@ -52,12 +57,14 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["ENHANCERS", "PRESETS", "Param", "Enhancer", "apply", "laplacian", "laplacian_freq", "validate_params",
-           "describe", "enhancer_params", "get", "mel_band_mask", "register_restorer", "STAGES"]
+__all__ = ["ENHANCERS", "PRESETS", "Param", "Enhancer", "Spec", "apply", "laplacian", "laplacian_freq",
+           "validate_params", "parse", "describe", "enhancer_params", "get", "mel_band_mask", "restorer_enhancer",
+           "restorer_names", "STAGES", "STAGE_NAMES"]
 
 #: Where an enhancer acts: on the scaled latent (then decoded) or on the decoded log-mel.
 STAGES = ("latent", "mel")
@@ -183,21 +190,20 @@ def _mel_unsharp(mel, *, amount=1.0, seed=None):
     return mel + amount * (mel - blur) * mask
 
 
-def _learned(mel, *, strength=1.0, seed=None, _name="learned"):
-    if strength == 0:
-        return mel.clone()
-    from .restore import bundled_restorer
+def _restorer_fn(name: str) -> Callable:
+    """``fn(x, *, strength, category, seed)`` of the restorer ``name`` (looked up at call time, so that registering
+    a name again takes effect): ``x`` unchanged (a copy) at strength 0, else ``Restorer.run``."""
 
-    return bundled_restorer(_name).restore(mel, strength)
+    def fn(x, *, strength=1.0, category=-1.0, seed=None):
+        if strength == 0:
+            return x.clone()
+        from .restore.model import registered
 
+        model = registered(name)
+        cat = None if category < 0 or model.embedding is None else int(category)
+        return model.run(x, strength, cat)
 
-def _learned_cond(mel, *, strength=1.0, category=-1.0, seed=None):
-    if strength == 0:
-        return mel.clone()
-    from .restore import bundled_restorer
-
-    cat = None if category < 0 else int(category)
-    return bundled_restorer("learned_cond").restore(mel, strength, category=cat)
+    return fn
 
 
 _GAIN = Param("gain", 1.5, 1.0, 0.0, 4.0, "Laplacian boost g: z + (g-1)·L(z)")
@@ -231,9 +237,9 @@ ENHANCERS: dict[str, Enhancer] = {
                  stage="mel"),
         Enhancer("mel_unsharp", _mel_unsharp, (_AMOUNT,), False, "unsharp mask on the decoded log-mel (≥ 4 kHz)",
                  stage="mel"),
-        Enhancer("learned", _learned, (_STRENGTH,), False, "bundled learned restorer (mel post-net)", stage="mel",
-                 restorer=True),
-        Enhancer("learned_cond", _learned_cond, (_STRENGTH, _CATEGORY), False,
+        Enhancer("learned", _restorer_fn("learned"), (_STRENGTH,), False, "bundled learned restorer (mel post-net)",
+                 stage="mel", restorer=True),
+        Enhancer("learned_cond", _restorer_fn("learned_cond"), (_STRENGTH, _CATEGORY), False,
                  "bundled learned restorer conditioned on the audio type", stage="mel", restorer=True),
     )
 }
@@ -247,8 +253,32 @@ PRESETS: dict[str, tuple[str, dict]] = {
 }
 
 
+#: Names of the round trip's own stages, which no enhancer label may take.
+STAGE_NAMES = ("input", "mel_projection", "vae")
+
+
+def restorer_enhancer(name: str, model) -> Enhancer:
+    """The one adapter that makes a :class:`vaelib.restore.Restorer` an enhancer named ``name``.
+
+    Stage = the restorer's kind (``mel`` or ``latent``); parameters ``strength`` (identity 0) and, for a conditional
+    restorer, ``category``. The restorer itself is looked up by name when the enhancer runs.
+    """
+    params = (_STRENGTH, _CATEGORY) if model.embedding is not None else (_STRENGTH,)
+    return Enhancer(name, _restorer_fn(name), params, False, f"trained restorer ({model.kind})", stage=model.kind,
+                    restorer=True)
+
+
+def _sync_registered() -> None:
+    """Give every restorer registered with :func:`vaelib.restore.register` its adapter in :data:`ENHANCERS`."""
+    from .restore.model import REGISTRY
+
+    for name, model in REGISTRY.items():
+        ENHANCERS[name] = restorer_enhancer(name, model)
+
+
 def describe() -> str:
     """One line per method with its parameters and accepted ranges."""
+    _sync_registered()
     lines = []
     for e in ENHANCERS.values():
         ps = ", ".join(f"{p.name} in [{p.lo:g}, {p.hi:g}] (default {p.default:g}, identity {p.neutral:g})"
@@ -260,9 +290,16 @@ def describe() -> str:
 
 def get(method: str) -> Enhancer:
     """The :class:`Enhancer` registered as ``method``; one-line ``ValueError`` listing accepted names."""
+    _sync_registered()
     if method not in ENHANCERS:
         raise ValueError(f"unknown enhancement method {method!r}; accepted: {', '.join(ENHANCERS)}")
     return ENHANCERS[method]
+
+
+def restorer_names() -> list[str]:
+    """The learned restorers among the enhancers: the bundled ones and any added with ``restore.register``."""
+    _sync_registered()
+    return [name for name, e in ENHANCERS.items() if e.restorer]
 
 
 def validate_params(method: str, params: dict | None = None) -> dict:
@@ -313,47 +350,76 @@ def enhancer_params(method: str, gain=None, level=None, factor=None, **others) -
     return validate_params(method, params)
 
 
-def apply(method: str, x: torch.Tensor, params: dict | None = None, *, seed: int = 0, **kw) -> torch.Tensor:
-    """Apply enhancer ``method`` to its stage's tensor; returns a new tensor, input untouched.
+class Spec(NamedTuple):
+    """A parsed enhancer: ``method`` and its complete, validated parameter dict.
 
-    ``x`` is the scaled latent ``(B, C, T, F)`` for ``stage="latent"`` methods and the decoded log-mel
-    ``(B, 1, T, M)`` for ``stage="mel"`` ones (``get(method).stage`` says which). Parameters may be given as a dict
-    (``apply("noise", z, {"level": 0.1})``) or keywords (``apply("noise", z, level=0.1)``). ``seed`` drives the
-    noise of ``noise``/``hybrid``.
+    Made only by :func:`parse` (or :func:`apply` given a name); every layer below an entry point takes specs and
+    runs them without validating again. It unpacks like the ``(method, params)`` pair it replaces.
     """
-    merged = {**(params or {}), **kw}
-    full = validate_params(method, merged)
-    enh = ENHANCERS[method]
+
+    method: str
+    params: dict
+
+
+def parse(enhancers) -> dict[str, Spec]:
+    """Parse and validate the ``enhancers`` argument once: ``{label: Spec}``.
+
+    Accepts ``None``, a method or preset name, a list of them, or a dict ``{label: (method, params)}`` /
+    ``{label: Spec}`` / ``{method: params}`` / ``{name: None}`` (a method or preset with its defaults). Entries that
+    are already :class:`Spec` are kept as they are (not validated again). One-line ``ValueError`` on a bad name,
+    label or value.
+    """
+    if enhancers is None:
+        return {}
+    if isinstance(enhancers, str):
+        enhancers = [enhancers]
+    items = enhancers.items() if isinstance(enhancers, dict) else ((name, None) for name in enhancers)
+    out = {}
+    for label, spec in items:
+        if label in STAGE_NAMES:
+            raise ValueError(f"enhancer label {label!r} clashes with a stage name; choose another label")
+        if isinstance(spec, Spec):
+            out[label] = spec
+            continue
+        if spec is None:
+            method, params = PRESETS.get(label, (label, {}))
+        elif isinstance(spec, dict):
+            method, params = label, spec
+        else:
+            method, params = spec
+        out[label] = Spec(method, validate_params(method, params))
+    return out
+
+
+def apply(method, x: torch.Tensor, params: dict | None = None, *, seed: int = 0, **kw) -> torch.Tensor:
+    """Apply an enhancer to its stage's tensor; returns a new tensor, input untouched.
+
+    ``method`` is a registry name (its parameters are validated here, as a dict ``apply("noise", z, {"level": 0.1})``
+    or keywords ``apply("noise", z, level=0.1)``) or a :class:`Spec` from :func:`parse` (run as it is). ``x`` is the
+    scaled latent ``(B, C, T, F)`` for ``stage="latent"`` methods and the decoded log-mel ``(B, 1, T, M)`` for
+    ``stage="mel"`` ones (``get(method).stage`` says which). ``seed`` drives the noise of ``noise``/``hybrid``.
+    """
+    if isinstance(method, Spec):
+        if params or kw:
+            raise ValueError(f"a parsed Spec of {method.method} carries its parameters; pass no others")
+        spec = method
+    else:
+        spec = Spec(method, validate_params(method, {**(params or {}), **kw}))
+    enh = get(spec.method)
     what = "latent" if enh.stage == "latent" else "log-mel"
     layout = "(batch, channels, time, freq)" if enh.stage == "latent" else "(batch, 1, time, n_mels)"
     if not isinstance(x, torch.Tensor) or x.ndim != 4 or (enh.stage == "mel" and x.shape[1] != 1):
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"{method} acts on the {what}: it must be a 4-D tensor {layout}, got {shape}")
+        raise ValueError(f"{spec.method} acts on the {what}: it must be a 4-D tensor {layout}, got {shape}")
     with torch.no_grad():
-        out = enh.fn(x, seed=seed, **full)
-    return out
+        return enh.fn(x, seed=seed, **spec.params)
 
 
-def register_restorer(name: str, model) -> Enhancer:
-    """Add a trained :class:`vaelib.restore.Restorer` to :data:`ENHANCERS` as ``name`` (see ``restore.register``).
+def _reserve_names() -> None:
+    """Tell :func:`vaelib.restore.register` which names belong to built-in methods (a restorer may not take them)."""
+    from .restore.model import RESERVED_NAMES
 
-    Its stage is the restorer's kind (``mel`` or ``latent``); parameters: ``strength`` (identity 0) and, for a
-    conditional restorer, ``category``.
-    """
+    RESERVED_NAMES.update(n for n, e in ENHANCERS.items() if not e.restorer)
 
-    def fn(x, *, strength=1.0, category=-1.0, seed=None):
-        if strength == 0:
-            return x.clone()
-        cat = None if category < 0 else int(category)
-        return model.restore(x, strength, category=cat) if model.embedding is not None else model.restore(x, strength)
 
-    cond = model.embedding is not None
-    params = (_STRENGTH, _CATEGORY) if cond else (_STRENGTH,)
-    if cond:
-        fn_ = fn
-    else:
-        def fn_(x, *, strength=1.0, seed=None):
-            return fn(x, strength=strength)
-    enh = Enhancer(name, fn_, params, False, f"trained restorer ({model.kind})", stage=model.kind, restorer=True)
-    ENHANCERS[name] = enh
-    return enh
+_reserve_names()

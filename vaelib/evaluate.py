@@ -7,8 +7,8 @@
 * ``stage`` (``mel_projection``, ``vae``, one per enhancer), ``method``, ``params`` (JSON), the waveform metrics
   of :func:`vaelib.metrics.score` and the decoded-mel metrics of :func:`vaelib.metrics.score_mel` prefixed
   ``dec_`` (the same columns as :func:`vaelib.study.score_stages`);
-* ``clip`` (path relative to the corpus root), ``path``, ``category`` (from a ``manifest.csv`` beside the files
-  with a ``file`` and a ``category`` or ``kind`` column, else the parent folder's name), ``duration_s``,
+* ``clip`` (path relative to the corpus root), ``path``, ``category`` (speech / music / percussion / other, by the
+  one rule of :func:`vaelib.categories.category_of`: a manifest label, the file or folder name), ``duration_s``,
   ``n_windows``;
 * the run's parameters: ``run_hash``, ``model``, ``vocoder``, ``device``, ``dtype``, ``enhancers``, ``seed``,
   ``windowing``.
@@ -40,6 +40,7 @@ import uuid
 from pathlib import Path
 
 from ._util import one_line
+from .categories import category_of
 
 __all__ = ["EvalError", "EvalSettings", "EvalResult", "Evaluator", "evaluate", "parse_enhancer_spec",
            "add_parser", "LONG_SCORE_S"]
@@ -303,42 +304,16 @@ def _list_files(audio) -> list[Path]:
         raise EvalError(one_line(exc)) from None
 
 
-def _categories_from_manifest(folder: Path, cache: dict) -> dict:
-    if folder not in cache:
-        table = {}
-        f = folder / "manifest.csv"
-        if f.is_file():
-            import csv
-
-            try:
-                with f.open(newline="", encoding="utf-8") as fh:
-                    for rec in csv.DictReader(fh):
-                        cat = rec.get("category") or rec.get("kind")
-                        if rec.get("file") and cat:
-                            table[(folder / rec["file"]).resolve()] = cat
-            except (OSError, UnicodeDecodeError, csv.Error):
-                table = {}
-        cache[folder] = table
-    return cache[folder]
-
-
 def _items(files: list[Path]) -> list[dict]:
-    """``{path, clip, category}`` per file: clip relative to the common root, category from a ``manifest.csv``
-    in the file's folder or the two above it (``file`` + ``category``/``kind`` columns), else the parent folder's
-    name when the file sits below the common root."""
+    """``{path, clip, category}`` per file: clip relative to the common root, category by the one rule of
+    :func:`vaelib.categories.category_of` (speech / music / percussion / other)."""
     if not files:
         return []
     root = Path(os.path.commonpath([str(p.parent) for p in files]))
     cache: dict = {}
     out = []
     for p in files:
-        cat = ""
-        for folder in (p.parent, p.parent.parent, p.parent.parent.parent):
-            cat = _categories_from_manifest(folder, cache).get(p, "")
-            if cat:
-                break
-        if not cat and p.parent != root:
-            cat = p.parent.name
+        cat = category_of(p, cache)
         out.append({"path": str(p), "clip": str(p.relative_to(root)) if len(files) > 1 else p.name,
                     "category": cat})
     return out

@@ -23,7 +23,8 @@ import torch
 from . import enhance as _enhance
 from .audio import MelConfig, normalize, pad_to_multiple, wav_to_mel
 
-__all__ = ["Stage", "Reconstruction", "reconstruct", "parse_enhancers", "vocode"]
+__all__ = ["Stage", "Reconstruction", "Encoded", "reconstruct", "encode_decode", "decode_latents", "score_variants",
+           "parse_enhancers", "vocode"]
 
 
 @dataclasses.dataclass
@@ -67,32 +68,8 @@ class Reconstruction:
         return self.stages[name]
 
 
-def parse_enhancers(enhancers) -> dict[str, tuple[str, dict]]:
-    """Normalise the ``enhancers`` argument to ``{label: (method, params)}``.
-
-    Accepts ``None``, a list of method or preset names, or a dict ``{label: (method, params)}`` /
-    ``{method: params}``. Parameters are validated (one-line error on a bad name or value).
-    """
-    if enhancers is None:
-        return {}
-    if isinstance(enhancers, str):
-        enhancers = [enhancers]
-    out = {}
-    if isinstance(enhancers, dict):
-        items = enhancers.items()
-    else:
-        items = ((name, None) for name in enhancers)
-    for label, spec in items:
-        if spec is None:
-            method, params = _enhance.PRESETS.get(label, (label, {}))
-        elif isinstance(spec, dict):
-            method, params = label, spec
-        else:
-            method, params = spec
-        if label in ("input", "mel_projection", "vae"):
-            raise ValueError(f"enhancer label {label!r} clashes with a stage name; choose another label")
-        out[label] = (method, _enhance.validate_params(method, params))
-    return out
+#: Parse and validate enhancers once (:func:`vaelib.enhance.parse`): ``{label: Spec}``.
+parse_enhancers = _enhance.parse
 
 
 def _to_wave_np(x) -> np.ndarray:
@@ -104,6 +81,139 @@ def _to_wave_np(x) -> np.ndarray:
     if x.size == 0 or not np.isfinite(x).all():
         raise ValueError("waveform is empty or holds NaN/Inf samples")
     return x
+
+
+@dataclasses.dataclass
+class Encoded:
+    """The front half of the round trip for one clip (:func:`encode_decode`).
+
+    Attributes
+    ----------
+    wave : numpy.ndarray
+        The (normalised) waveform, padded to a multiple of 4 frames: the reference of every metric.
+    gain : float
+        Gain :func:`vaelib.audio.normalize` applied (1 without normalisation).
+    mel : torch.Tensor
+        Input log-mel ``(1, 1, T, M)`` on the VAE's device.
+    latent : torch.Tensor
+        The scaled latent ``(1, C, T/4, M/4)``.
+    decoded : dict of str to torch.Tensor
+        ``"vae"`` (the plain decode) and each latent-stage enhancer's label: decoded log-mels ``(1, 1, T, M)``.
+    """
+
+    wave: np.ndarray
+    gain: float
+    mel: torch.Tensor
+    latent: torch.Tensor
+    decoded: dict
+
+    def pair(self) -> dict:
+        """``{"mel", "dec", "z"}``: input log-mel, plain decode and latent, float32 on the CPU (a training pair)."""
+        return {"mel": self.mel.float().cpu(), "dec": self.decoded["vae"].float().cpu(),
+                "z": self.latent.float().cpu()}
+
+
+def decode_latents(vae, z: torch.Tensor, enhancers=None, *, seed: int = 0, plain: bool = True) -> dict:
+    """Decode the latent ``z`` and every latent-stage enhanced version of it in one decoder call.
+
+    Parameters
+    ----------
+    vae : vaelib.models.LatentVAE
+    z : torch.Tensor
+        Scaled latent ``(1, C, T/4, M/4)``.
+    enhancers : dict, list or None
+        Parsed specs (:func:`parse_enhancers`; anything else is parsed here); mel-stage ones are skipped.
+    plain : bool
+        Also decode ``z`` itself, as ``"vae"`` (first in the batch).
+
+    Returns
+    -------
+    dict of str to torch.Tensor
+        Label → decoded log-mel ``(1, 1, T, M)``, ``"vae"`` first.
+    """
+    specs = parse_enhancers(enhancers)
+    labels = [n for n, spec in specs.items() if _enhance.get(spec.method).stage == "latent"]
+    zs = ([z] if plain else []) + [_enhance.apply(specs[n], z, seed=seed) for n in labels]
+    if not zs:
+        return {}
+    decoded = vae.decode(torch.cat(zs))
+    names = (["vae"] if plain else []) + labels
+    return {n: decoded[i:i + 1] for i, n in enumerate(names)}
+
+
+def encode_decode(wave, vae, enhancers=None, *, cfg: MelConfig | None = None, seed: int = 0,
+                  normalise: bool = True, decode: bool = True) -> Encoded:
+    """The front half of the round trip, the one place it is written: normalise → pad → log-mel → encode → decode.
+
+    ``wave`` is normalised (mean removed, peak 0.5: the training rule) unless ``normalise=False``, padded to a
+    multiple of 4 frames *in the waveform* (:func:`vaelib.audio.pad_to_multiple`), turned into the training-matched
+    log-mel (:func:`vaelib.audio.wav_to_mel`), encoded once, and the latent decoded together with every latent-stage
+    enhancer of ``enhancers`` (:func:`decode_latents`, one decoder call). ``decode=False`` stops after encoding
+    (``decoded`` holds only the latent-stage enhancers' decodes, if any).
+    """
+    x = _to_wave_np(wave)
+    cfg = cfg or vae.mel_config
+    gain = 1.0
+    if normalise:
+        x, gain = normalize(x)
+    x = pad_to_multiple(x, cfg)
+    mel = wav_to_mel(torch.from_numpy(np.ascontiguousarray(x)).to(vae.device), cfg)
+    z = vae.encode(mel)
+    decoded = decode_latents(vae, z, enhancers, seed=seed, plain=decode)
+    return Encoded(wave=x, gain=float(gain), mel=mel, latent=z, decoded=decoded)
+
+
+@torch.no_grad()
+def score_variants(items: list[dict], vae, methods: dict, cfg: MelConfig | None = None, seed: int = 0) -> list[dict]:
+    """Score enhancers of every stage on (input, decoded) pairs in the mel domain (no vocoder).
+
+    Parameters
+    ----------
+    items : list of dict
+        Training-style pairs (:func:`vaelib.restore.collect_pairs`, :meth:`Encoded.pair`): ``mel``, ``dec``, ``z``,
+        ``name``, ``category`` (index into :data:`vaelib.categories.CATEGORIES`).
+    vae : vaelib.models.LatentVAE
+        Decodes the latent-stage variants (one decoder call per clip, :func:`decode_latents`).
+    methods : dict
+        ``{label: (method, params)}`` or parsed specs; ``None`` or ``("none", {})`` is the plain VAE. A
+        ``params["category"] == "label"`` gives a conditional restorer each clip's own type.
+
+    Returns
+    -------
+    list of dict
+        One row per (clip, label): ``clip``, ``category``, ``label``, ``lsd_hf`` (mel LSD over bins ≥ 4 kHz,
+        :func:`vaelib.metrics.mel_lsd`), ``lsd`` (all bins), ``l1`` (:func:`vaelib.metrics.mel_l1`), each against
+        the input log-mel.
+    """
+    from . import metrics
+    from .categories import CATEGORIES
+
+    cfg = cfg or vae.mel_config or MelConfig.audioldm2()
+    band = (metrics.HIGH_BAND_HZ, cfg.sr / 2 + 1)
+    by_label, fixed = {}, {}
+    for label, spec in methods.items():
+        method, params = spec if spec is not None else ("none", {})
+        by_label[label] = params.get("category") == "label"
+        fixed[label] = (method, {k: v for k, v in params.items() if not (k == "category" and v == "label")})
+    # row labels are free here ("vae" is the plain VAE): parse under positional labels, keep the caller's
+    parsed = dict(zip(fixed, parse_enhancers({str(i): spec for i, spec in enumerate(fixed.values())}).values(),
+                      strict=True))
+    rows = []
+    for it in items:
+        specs = {lab: _enhance.Spec(sp.method, {**sp.params, "category": float(it["category"])}) if by_label[lab]
+                 else sp for lab, sp in parsed.items()}
+        ests = decode_latents(vae, it["z"].to(vae.device), specs, seed=seed, plain=False)
+        for label, spec in specs.items():
+            if spec.method == "none":
+                est = it["dec"]
+            elif label in ests:
+                est = ests[label].float().cpu()
+            else:
+                est = _enhance.apply(spec, it["dec"], seed=seed)
+            rows.append({"clip": it["name"], "category": CATEGORIES[it["category"]], "label": label,
+                         "lsd_hf": metrics.mel_lsd(it["mel"], est, band=band, cfg=cfg),
+                         "lsd": metrics.mel_lsd(it["mel"], est), "l1": metrics.mel_l1(it["mel"], est)})
+    return rows
 
 
 def vocode(vocoder, mels) -> np.ndarray:
@@ -159,22 +269,14 @@ def reconstruct(wave, vae, vocoder=None, enhancers=None, *, cfg: MelConfig | Non
     vocode : bool
         Also synthesise waveforms (else only mels; ``Stage.wave`` is None).
     """
-    x = _to_wave_np(wave)
-    cfg = cfg or vae.mel_config
-    gain = 1.0
-    if normalise:
-        x, gain = normalize(x)
-    x = pad_to_multiple(x, cfg)
-    mel = wav_to_mel(torch.from_numpy(x).to(vae.device), cfg)
     specs = parse_enhancers(enhancers)
-    z = vae.encode(mel)
-    on_latent = [n for n, (method, _) in specs.items() if _enhance.get(method).stage == "latent"]
-    latents = [z] + [_enhance.apply(specs[n][0], z, specs[n][1], seed=seed) for n in on_latent]
-    decoded = vae.decode(torch.cat(latents))  # one decode: the plain latent and every latent-stage variant
-    by_name = {"vae": decoded[0], **{n: decoded[i + 1] for i, n in enumerate(on_latent)}}
-    for n, (method, params) in specs.items():  # mel-stage enhancers act on the plain VAE's decoded log-mel
+    enc = encode_decode(wave, vae, specs, cfg=cfg, seed=seed, normalise=normalise)
+    cfg = cfg or vae.mel_config
+    x, mel, z = enc.wave, enc.mel, enc.latent
+    by_name = {n: d[0] for n, d in enc.decoded.items()}
+    for n, spec in specs.items():  # mel-stage enhancers act on the plain VAE's decoded log-mel
         if n not in by_name:
-            by_name[n] = _enhance.apply(method, decoded[0:1], params, seed=seed)[0]
+            by_name[n] = _enhance.apply(spec, enc.decoded["vae"], seed=seed)[0]
     mels = {"mel_projection": mel[0], "vae": by_name["vae"], **{n: by_name[n] for n in specs}}
     waves = {}
     if vocode:
@@ -184,6 +286,6 @@ def reconstruct(wave, vae, vocoder=None, enhancers=None, *, cfg: MelConfig | Non
         waves = {n: out[i] for i, n in enumerate(mels)}
     stages = {"input": Stage("input", mel[0, 0].float().cpu().numpy(), x)}
     for n, m in mels.items():
-        params = {"method": specs[n][0], **specs[n][1]} if n in specs else {}
+        params = {"method": specs[n].method, **specs[n].params} if n in specs else {}
         stages[n] = Stage(n, m[0].float().cpu().numpy(), waves.get(n), params)
-    return Reconstruction(wave=x, gain=float(gain), latent=z.detach().cpu(), stages=stages, sr=cfg.sr)
+    return Reconstruction(wave=x, gain=enc.gain, latent=z.detach().cpu(), stages=stages, sr=cfg.sr)

@@ -197,15 +197,15 @@ def render(state: RenderState, ctx: RenderContext) -> RenderResult:
         Figure (:func:`vaelib.plots.render_figure`), metrics table (VAE only vs. enhanced, against the input),
         audio players HTML (input / VAE only / enhanced, ``normalize=False``).
     """
-    from .pipeline import vocode
+    from .pipeline import decode_latents, vocode
 
     if not 0 <= state.clip < len(ctx.names):
         raise ValueError(f"clip index {state.clip} out of range: {len(ctx.names)} clip(s) loaded "
                          f"(0..{len(ctx.names) - 1})")
     params = state.params()
     i = state.clip
-    z = _enhance.apply(state.method, ctx.latents[i], params, seed=state.seed)
-    mel_t = ctx.vae.decode(z).float()
+    spec = {"enhanced": _enhance.Spec(state.method, params)}  # params: validated by state.params()
+    mel_t = decode_latents(ctx.vae, ctx.latents[i], spec, seed=state.seed, plain=False)["enhanced"].float()
     mel = mel_t[0, 0].cpu().numpy()
     wave = None
     if ctx.vocoder is not None:
@@ -296,7 +296,7 @@ class EnhanceExplorer(W.VBox):
     def __init__(self, ctx: RenderContext, state: RenderState, show: bool = True):
         self.ctx, self.show, self.result, self.error = ctx, show, None, None
         style = {"description_width": "70px"}
-        from .params import specs
+        from .report.params import specs
 
         methods = specs("enhance")["method"].choices()  # the latent-stage enhancers, as the schema accepts them
         self.method = W.Dropdown(options=methods, value=state.method, description="method", style=style)
@@ -345,7 +345,7 @@ class EnhanceExplorer(W.VBox):
 # ----------------------------------------------------------------------------------------------------------
 def restorer_names() -> list[str]:
     """The registered learned restorers (``learned``, ``learned_cond`` and any added with ``restore.register``)."""
-    return [name for name, e in _enhance.ENHANCERS.items() if getattr(e, "restorer", False)]
+    return _enhance.restorer_names()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -387,7 +387,7 @@ def render_restorer(state: RestorerState, ctx: RenderContext) -> RenderResult:
     params = state.params()
     i = state.clip
     vae_mel = torch.from_numpy(np.ascontiguousarray(ctx.vae_mels[i]))[None, None]
-    mel_t = _enhance.apply(state.restorer, vae_mel, params).float()
+    mel_t = _enhance.apply(_enhance.Spec(state.restorer, params), vae_mel).float()  # validated by state.params()
     mel = mel_t[0, 0].cpu().numpy()
     wave = vocode(ctx.vocoder, mel_t)[0] if ctx.vocoder is not None else None
     return _result(state, params, mel, wave, ctx, i, "restored")

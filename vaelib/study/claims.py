@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import params as _params
+from ..report import params as _params
 from ._format import fmt_num
 from .files import clean_json
 from .stages import aggregate

@@ -12,7 +12,7 @@ import json
 import math
 from pathlib import Path
 
-from .. import params as _params
+from ..report import params as _params
 from .prose import METRIC_NAMES, attribution_sentences, best_setting_sentence, fmt_num, preset_sentence
 from .sweeps import preset_labels
 

@@ -1,7 +1,7 @@
 """Notebook 04's comparison: plain VAE / best seed setting / simple baselines / learned restorers, mel domain.
 
 Everything the notebook shows about the restorers is computed here: :func:`compare_restorers` scores every
-candidate on (input, decoded) pairs (:func:`pairs_from_clips`) with :func:`vaelib.restore.score_methods`;
+candidate on (input, decoded) pairs (:func:`pairs_from_clips`) with :func:`vaelib.pipeline.score_variants`;
 :func:`summary_numbers` flattens it for ``metrics.json``; :func:`verdict` writes the sentences; :func:`extremes`
 and :func:`variant_mels` pick and build the best/worst clip figures.
 """
@@ -9,10 +9,10 @@ and :func:`variant_mels` pick and build the best/worst clip figures.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
+from ..categories import category_index
 from ..enhance import PRESETS as _SEED_PRESETS
-from ..restore import CATEGORIES, category_of, score_methods
+from ..pipeline import encode_decode, score_variants
 
 __all__ = ["SEED_CANDIDATES", "BASELINE_GRIDS", "pairs_from_clips", "compare_restorers", "extremes", "variant_mels",
            "summary_numbers", "verdict"]
@@ -34,16 +34,11 @@ def pairs_from_clips(clips, vae) -> list[dict]:
 
     Each clip is normalised and padded as :func:`vaelib.pipeline.reconstruct` does, encoded once and decoded once.
     """
-    from ..audio import normalize, pad_to_multiple, wav_to_mel
-
-    cfg = vae.mel_config
     out = []
     for c in clips:
-        x = pad_to_multiple(normalize(np.asarray(c.wave, np.float32))[0], cfg)
-        mel = wav_to_mel(torch.from_numpy(np.ascontiguousarray(x)).to(vae.device), cfg)
-        z = vae.encode(mel)
-        out.append({"name": c.name, "path": str(c.path), "category": CATEGORIES.index(category_of(c.path)),
-                    "mel": mel.float().cpu(), "dec": vae.decode(z).float().cpu(), "z": z.float().cpu(), "wave": x})
+        enc = encode_decode(c.wave, vae)
+        out.append({"name": c.name, "path": str(c.path), "category": category_index(c.path), **enc.pair(),
+                    "wave": enc.wave})
     return out
 
 
@@ -62,7 +57,7 @@ def compare_restorers(items: list[dict], vae, restorers=("learned", "learned_con
     Returns
     -------
     dict
-        ``rows`` (per clip × candidate, :func:`score_methods`), ``table`` (one row per method: ``lsd_hf``, ``l1``,
+        ``rows`` (per clip × candidate, :func:`score_variants`), ``table`` (one row per method: ``lsd_hf``, ``l1``,
         ``lsd`` and their change vs. the plain VAE), ``per_type`` (LSD-HF change per audio type), ``chosen``
         (the label picked for each group), ``groups`` (table row → candidate label).
     """
@@ -87,7 +82,7 @@ def compare_restorers(items: list[dict], vae, restorers=("learned", "learned_con
         else:
             cands[name] = (name, {"strength": 1.0})
             learned_rows.append(name)
-    rows = score_methods(items, vae, cands)
+    rows = score_variants(items, vae, cands)
     df = pd.DataFrame(rows)
     mean = df.groupby("label", sort=False)[["lsd_hf", "lsd", "l1"]].mean()
     chosen = {g: min(labels, key=lambda lab: mean.loc[lab, select]) for g, labels in groups.items()}

@@ -1,9 +1,9 @@
 """Notebook sessions: the one-call setup of a report notebook, clip and model loading, headers, figures.
 
 :func:`setup` replaces the notebooks' setup cell: it validates the parameters against the schema
-(:func:`vaelib.params.check`), seeds torch and numpy, creates the run folder, loads models and clips, and shows the
-header. Everything shown in Markdown that comes from the input (clip names, paths, model ids, messages) goes
-through :mod:`vaelib.markup`.
+(:func:`vaelib.report.params.check`), seeds torch and numpy, creates the run folder, loads models and clips, and
+shows the header. Everything shown in Markdown that comes from the input (clip names, paths, model ids, messages) goes
+through :mod:`vaelib.report.html`.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import params as _params
 from .._util import one_line as _one_line
-from ..markup import md_code, md_text
+from ..report import params as _params
+from ..report.html import md_code, md_text
 
 __all__ = ["Clip", "Models", "Session", "setup", "prepare_out_dir", "load_clips", "load_models", "header_markdown",
            "save_figure", "progress", "notebook_dir"]
@@ -138,7 +138,7 @@ def header_markdown(title: str, models: Models, params: dict, clips=None, skippe
     """Markdown header stating model, vocoder, front end, package version and whether the bundled model is used.
 
     Input-derived text (audio source, model source, skipped file names and reasons) is escaped with
-    :func:`vaelib.markup.md_text` / :func:`~vaelib.markup.md_code`. ``clips`` is the list of loaded clips.
+    :func:`vaelib.report.html.md_text` / :func:`~vaelib.report.html.md_code`. ``clips`` is the list of loaded clips.
     """
     from .. import __version__
 
@@ -208,7 +208,7 @@ class Session:
     kind : str
         Schema kind (``"baseline"``, ``"enhance"``, ...).
     params : dict
-        The checked parameters (:func:`vaelib.params.check`).
+        The checked parameters (:func:`vaelib.report.params.check`).
     run_dir : Path
         ``out_dir/<notebook stem>/``, new and empty.
     models : Models
@@ -244,7 +244,7 @@ class Session:
 def setup(kind: str, namespace, *, show: bool = True) -> Session:
     """Set a report notebook up in one call: ``S = study.setup("baseline", locals())``.
 
-    1. validate the notebook's parameters found in ``namespace`` against the schema (:func:`vaelib.params.check`;
+    1. validate the notebook's parameters found in ``namespace`` against the schema (:func:`vaelib.report.params.check`;
        one-line ``ParamError`` on a bad value);
     2. seed torch and numpy with ``seed``; set pandas display options and matplotlib's inline figure size;
     3. create the run folder ``out_dir/<notebook>/`` (refuses one that already holds results);

@@ -12,7 +12,8 @@ import torch
 
 from .. import enhance as _enhance
 from .. import metrics as _metrics
-from ..params import DEFAULT_SWEEPS, SWEEP_FIXED  # re-exported here: the schema owns the defaults
+from ..pipeline import decode_latents, encode_decode
+from ..report.params import DEFAULT_SWEEPS, SWEEP_FIXED  # re-exported here: the schema owns the defaults
 from .stages import aggregate
 
 __all__ = ["DEFAULT_SWEEPS", "SWEEP_FIXED", "CRITERIA", "CLAIMS_PRESETS", "sweep", "sweep_grid", "encode_clip",
@@ -87,8 +88,9 @@ def sweep_grid(latent: torch.Tensor, vae, grid: dict, batch_size: int = 8, *, re
     rows = []
     for i in range(0, len(specs), batch_size):
         chunk = specs[i:i + batch_size]
-        zs = torch.cat([_enhance.apply(m, latent, p, seed=seed) for m, _, _, p in chunk])
-        mels = vae.decode(zs).float().cpu().numpy()[:, 0]
+        parsed = {str(k): _enhance.Spec(m, p) for k, (m, _, _, p) in enumerate(chunk)}
+        decoded = decode_latents(vae, latent, parsed, seed=seed, plain=False)
+        mels = [decoded[str(k)].float().cpu().numpy()[0, 0] for k in range(len(chunk))]
         for (method, param, value, params), mel in zip(chunk, mels, strict=True):
             label = setting_label(method, param, value)
             if mels_out is not None:
@@ -112,12 +114,8 @@ def encode_clip(wave, vae):
     Returns ``(x, mel, latent)``: the normalised padded waveform (numpy), its log-mel ``(1, 1, T, M)`` and the
     scaled latent ``(1, C, T/4, M/4)``.
     """
-    from ..audio import normalize, pad_to_multiple, wav_to_mel
-
-    cfg = vae.mel_config
-    x = pad_to_multiple(normalize(np.asarray(wave, dtype=np.float32))[0], cfg)
-    mel = wav_to_mel(torch.from_numpy(x).to(vae.device), cfg)
-    return x, mel, vae.encode(mel)
+    enc = encode_decode(wave, vae, decode=False)
+    return enc.wave, enc.mel, enc.latent
 
 
 def aggregate_sweep(df: pd.DataFrame) -> pd.DataFrame:

@@ -6,7 +6,7 @@ import torch
 
 import vaelib
 from vaelib.assets import bundled_model_dir
-from vaelib.train import (
+from vaelib.tiny_vae import (
     CropSampler,
     TinyVAEConfig,
     TrainConfig,

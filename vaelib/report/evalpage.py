@@ -11,19 +11,17 @@ clips' excerpts in ``audio/`` when present) and writes one self-contained, inert
 
 A 10 000-clip run gives a page of the same size as a 10-clip run: tables are per stage and category, the clip
 lists are capped. Every string that comes from the input (clip names, categories, paths, model ids, error
-messages) goes through :func:`vaelib.markup.html_text`; the page carries :func:`vaelib.markup.csp_meta` and no
+messages) goes through :func:`vaelib.report.html.html_text`; the page carries :func:`vaelib.report.html.csp_meta` and no
 script; images and audio are ``data:`` URIs.
 """
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import math
 from pathlib import Path
 
-from .markup import csp_meta, html_text
+from .html import audio_data_uri, csp_meta, fmt_value, html_text, png_data_uri
 
 __all__ = ["write_eval_report", "HEADLINE"]
 
@@ -54,15 +52,11 @@ def _fmt(v, digits=4) -> str:
         f = float(v)
     except (TypeError, ValueError):
         return html_text(v)
-    if math.isnan(f):
-        return "–"
-    return html_text(f"{f:.{digits}g}")
+    return html_text(fmt_value(f, digits, nan="–"))
 
 
 def _png(fig) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
-    return f'<img alt="figure" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+    return f'<img alt="figure" src="{png_data_uri(fig, dpi=80, tight=True)}">'
 
 
 def _table(header, rows, text_cols=1) -> str:
@@ -111,9 +105,7 @@ def _boxplot(df, col, label) -> str:
 
 
 def _audio(path: Path) -> str:
-    mime = {".flac": "audio/flac", ".wav": "audio/wav", ".ogg": "audio/ogg"}.get(path.suffix.lower(), "audio/flac")
-    data = base64.b64encode(path.read_bytes()).decode()
-    return f'<audio controls preload="none" src="data:{mime};base64,{data}"></audio>'
+    return f'<audio controls preload="none" src="{audio_data_uri(path)}"></audio>'
 
 
 def write_eval_report(eval_dir, out_dir=None) -> Path:

@@ -23,7 +23,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from .enhance import PRESETS as _PRESETS
+from ..enhance import PRESETS as _PRESETS
 
 __all__ = [
     "NOTEBOOKS",
@@ -115,7 +115,7 @@ def _nonempty(value) -> str | None:
 
 
 def _vocoder_rule(value) -> str | None:
-    from .models import VOCODER_NAMES, looks_like_repo_id
+    from ..models import VOCODER_NAMES, looks_like_repo_id
 
     if value in VOCODER_NAMES or Path(str(value)).expanduser().is_dir() or looks_like_repo_id(str(value)):
         return None
@@ -123,7 +123,7 @@ def _vocoder_rule(value) -> str | None:
 
 
 def _model_rule(value) -> str | None:
-    from .models import looks_like_repo_id
+    from ..models import looks_like_repo_id
 
     if value in ("auto", "bundled") or Path(str(value)).expanduser().is_dir() or looks_like_repo_id(str(value)):
         return None
@@ -139,13 +139,13 @@ def _device_rule(value) -> str | None:
 
 def _methods() -> list[str]:
     """The latent-stage enhancers (02 explores the latent; mel-stage and learned ones are 04's)."""
-    from .enhance import ENHANCERS
+    from ..enhance import ENHANCERS
 
     return [name for name, e in ENHANCERS.items() if getattr(e, "stage", "latent") == "latent"]
 
 
 def _enh_param(name: str):
-    from .enhance import ENHANCERS
+    from ..enhance import ENHANCERS
 
     for e in ENHANCERS.values():
         for p in e.params:
@@ -226,7 +226,7 @@ def _enhance_specs() -> tuple[Spec, ...]:
 def _sweep_spec(method: str, help_: str) -> Spec:
 
     def rule(values, method=method):
-        from .enhance import get, validate_params
+        from ..enhance import get, validate_params
 
         main = get(method).main_param
         for v in values:
@@ -250,13 +250,13 @@ def _analysis_specs() -> tuple[Spec, ...]:
 
 
 def _restorers() -> list[str]:
-    from .enhance import ENHANCERS
+    from ..enhance import ENHANCERS
 
     return [name for name, e in ENHANCERS.items() if getattr(e, "restorer", False)]
 
 
 def _learned_specs() -> tuple[Spec, ...]:
-    from .enhance import get
+    from ..enhance import get
 
     return (
         Spec("restorer", "str", "learned", "restorer the explorer shows first (learned, learned_cond)",
@@ -425,14 +425,14 @@ def check(kind: str, values: Mapping, *, unknown: str = "ignore") -> dict:
             raise ParamError(f"unknown parameter {extra[0]!r}; accepted: {', '.join(table)}")
     out = {name: coerce(spec, values.get(name, spec.default)) for name, spec in table.items()}
     if kind == "enhance":
-        from .enhance import enhancer_params
+        from ..enhance import enhancer_params
 
         try:
             out["params"] = enhancer_params(out["method"], out["gain"], out["level"], out["factor"])
         except ValueError as exc:
             raise ParamError(" ".join(str(exc).split())) from None
     if kind == "analysis":
-        from .enhance import get, validate_params
+        from ..enhance import get, validate_params
 
         grid = {}
         for name in table:

@@ -25,7 +25,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._util import save_json  # noqa: F401  (re-exported: scripts write eval.json with it)
 from .audio import MelConfig, load_audio, normalize, pad_to_multiple, wav_to_mel
 
 __all__ = ["TinyVAEConfig", "TrainConfig", "make_tiny_vae", "CropSampler", "train", "set_scaling_factor",
@@ -187,13 +186,13 @@ def evaluate(vae, files, vocoder=None, cfg: MelConfig | None = None) -> dict:
     error the VAE still makes (lower = the band is kept better).
     """
     from . import metrics
+    from .pipeline import encode_decode
 
     cfg = cfg or vae.mel_config
     rows = []
     for path in files:
-        x = pad_to_multiple(normalize(load_audio(path, sr=cfg.sr))[0], cfg)
-        mel = wav_to_mel(x, cfg)
-        dec = vae.decode(vae.encode(mel)).float().cpu()
+        enc = encode_decode(load_audio(path, sr=cfg.sr), vae, cfg=cfg)
+        x, mel, dec = enc.wave, enc.mel.float().cpu(), enc.decoded["vae"].float().cpu()
         naive = naive_codec(mel)
         row = {"clip": Path(path).stem, "mel_l1_vae": metrics.mel_l1(mel, dec),
                "mel_l1_naive": metrics.mel_l1(mel, naive)}

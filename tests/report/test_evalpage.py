@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from vaelib.evalreport import write_eval_report
+from vaelib.report.evalpage import write_eval_report
 
 SR = 16000
 HOSTILE = ["<img src=x onerror=alert(1)>.wav", "[a](javascript:alert(1)).wav"]

@@ -18,14 +18,14 @@ import soundfile as sf
 import torch
 
 import vaelib
-import vaelib.params
+import vaelib.report.params
 from vaelib import metrics, study
 from vaelib.models import load_vae, load_vocoder
 from vaelib.pipeline import reconstruct
 
 papermill = pytest.importorskip("papermill")
 
-NB_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+NB_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 NOTEBOOKS = ("01_baseline", "02_latent_enhance", "03_analysis", "04_learned_enhance")
 SR = 16000
 DURATION = 2.0
@@ -217,8 +217,8 @@ def test_analysis_metrics_agree_with_direct_calls(nbrun):
     assert claims["frequency: Δ high band (pp)"]["seed"] == 94.9
 
 
-PARAMS = {stem: {name: spec.annotation for name, spec in vaelib.params.specs(kind).items()}
-          for kind, (stem, _) in vaelib.params.NOTEBOOKS.items()}
+PARAMS = {stem: {name: spec.annotation for name, spec in vaelib.report.params.specs(kind).items()}
+          for kind, (stem, _) in vaelib.report.params.NOTEBOOKS.items()}
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS)

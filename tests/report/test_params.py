@@ -5,10 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from vaelib import params
-from vaelib.report import ReportError, inspect_params, plan_report
+from vaelib.report import ReportError, inspect_params, params, plan_report
 
-NB_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+NB_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 
 
 def _parameters_cell(stem: str) -> str:
@@ -23,7 +22,7 @@ def test_notebook_parameters_cell_is_the_schema(kind):
     stem = params.NOTEBOOKS[kind][0]
     assert _parameters_cell(stem) == params.parameters_cell(kind), (
         f"{stem}'s parameters cell differs from vaelib.params; paste the output of "
-        f"python -c 'from vaelib import params; print(params.parameters_cell(\"{kind}\"))'")
+        f"python -c 'from vaelib.report import params; print(params.parameters_cell(\"{kind}\"))'")
 
 
 def test_papermill_reads_the_schema_types_and_defaults():

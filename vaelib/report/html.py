@@ -9,17 +9,27 @@ interpreted as markup. One helper per target, used everywhere:
   *and* with Markdown syntax neutralised, so ``[a](javascript:alert(1))`` or ``*x*`` stay literal text;
 * :func:`md_code` — an inline code span (``\\`name\\```) whose content cannot break out of the span;
 * :data:`CSP` / :func:`csp_meta` — the Content-Security-Policy every exported page carries (defence in depth):
-  inline styles, ``data:`` images and media allowed; no script at all, no remote loads, no ``javascript:`` URLs.
+  inline styles, ``data:`` images and media allowed; no script at all, no remote loads, no ``javascript:`` URLs;
+* :func:`fmt_value`, :func:`png_data_uri`, :func:`audio_data_uri` — how every page formats a number and embeds a
+  figure or a recording (plain text / ``data:`` URIs; escape the text where it meets HTML).
 
 See ``docs/security.md`` for the threat model and the tests that guard it.
 """
 
 from __future__ import annotations
 
+import base64
 import html
+import io
+import json
+import math
 import re
+from pathlib import Path
 
-__all__ = ["CSP", "csp_meta", "find_active_content", "html_text", "md_code", "md_text"]
+from .._util import one_line
+
+__all__ = ["CSP", "csp_meta", "find_active_content", "html_text", "md_code", "md_text", "fmt_value", "png_data_uri",
+           "audio_data_uri"]
 
 #: Content-Security-Policy of every HTML page vaelib writes. ``script-src 'none'`` forbids inline and remote
 #: script (and with it ``on*`` handlers and ``javascript:`` URLs); images and audio may only be ``data:`` URIs
@@ -90,3 +100,32 @@ def find_active_content(page: str) -> list[str]:
 
     _Scan(convert_charrefs=True).feed(page)
     return found
+
+
+def fmt_value(value, digits: int = 4, nan: str = "nan") -> str:
+    """A value as page text (not escaped): floats to ``digits`` significant digits (``nan`` for NaN), booleans,
+    integers and strings as they are, anything else as one line of JSON (at most 120 characters)."""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        return nan if math.isnan(value) else f"{value:.{digits}g}"
+    if isinstance(value, (int, str)):
+        return str(value)
+    return one_line(json.dumps(value, default=str), 120)
+
+
+def png_data_uri(fig, dpi: int = 90, tight: bool = False) -> str:
+    """A matplotlib figure as a ``data:image/png;base64,...`` URI (allowed by :data:`CSP`: ``img-src data:``)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, **({"bbox_inches": "tight"} if tight else {}))
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+_AUDIO_MIME = {".flac": "audio/flac", ".wav": "audio/wav", ".ogg": "audio/ogg", ".oga": "audio/ogg"}
+
+
+def audio_data_uri(path) -> str:
+    """An audio file as a ``data:audio/...;base64,...`` URI (allowed by :data:`CSP`: ``media-src data:``)."""
+    path = Path(path)
+    mime = _AUDIO_MIME.get(path.suffix.lower(), "audio/flac")
+    return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode("ascii")

@@ -167,17 +167,19 @@ def _weights(folder):
 
 def _interrupted_run(monkeypatch, vae, pairs, folder, opts):
     """Train into ``folder`` until the step-2 checkpoint is written, then stop as a Ctrl-C would."""
-    real = restore._save_checkpoint
+    from vaelib.restore import train as restore_train
+
+    real = restore_train._save_checkpoint
 
     def save_then_stop(folder, model, opt, step, *args):
         real(folder, model, opt, step, *args)
         if step == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(restore, "_save_checkpoint", save_then_stop)
+    monkeypatch.setattr(restore_train, "_save_checkpoint", save_then_stop)
     with pytest.raises(KeyboardInterrupt):
         restore.train_restorer(vae, None, folder, opts=opts, channels=8, pairs=pairs, progress=False)
-    monkeypatch.setattr(restore, "_save_checkpoint", real)
+    monkeypatch.setattr(restore_train, "_save_checkpoint", real)
 
 
 def test_same_seed_same_weights_and_resume(vae, pairs, tmp_path, monkeypatch):
@@ -260,15 +262,16 @@ def test_cli_train_restorer_end_to_end(tiny_snapshot, audio_dir, tmp_path, capsy
 
 def test_held_out_audio_is_never_mixed_into_training_copies(vae, audio_dir, tmp_path, monkeypatch):
     from vaelib.audio import find_audio, load_audio, normalize
+    from vaelib.restore import data as restore_data
 
     partners = []
-    real = restore.augment_wave
+    real = restore_data.augment_wave
 
     def spy(x, rng, sr=16000, other=None):
         partners.append(None if other is None else np.asarray(other).copy())
         return real(x, rng, sr, other)
 
-    monkeypatch.setattr(restore, "augment_wave", spy)
+    monkeypatch.setattr(restore_data, "augment_wave", spy)
     res = restore.train_restorer(vae, find_audio(audio_dir), tmp_path / "r", opts=_opts(steps=2, augment=3),
                                  channels=8, progress=False)
     cfg = json.loads((tmp_path / "r" / "config.json").read_text())["training"]
@@ -325,6 +328,7 @@ def test_registered_restorer_is_an_enhancer(tiny_snapshot, vae, pairs, tmp_path,
         with pytest.raises(RestorerError, match="taken by a built-in"):
             restore.register(folder, "mel_shelf")
     finally:
+        restore.model.REGISTRY.pop(name, None)
         enhance.ENHANCERS.pop(name, None)
 
 

@@ -3,7 +3,7 @@
 A colleague opens ``index.html`` and the notebook pages from a mail or a web server; anyone who can name a file in
 a data set must not be able to run script in that colleague's browser. Checked in three layers:
 
-1. the escaping helpers (:mod:`vaelib.markup`) on hand-made cases;
+1. the escaping helpers (:mod:`vaelib.report.html`) on hand-made cases;
 2. the real ``vaelib report`` over a folder of hostile names (bundled model, 1 s clips): no page holds a
    ``<script>``, an ``on*`` attribute or a ``javascript:`` URL, every page carries the CSP, and each name still
    appears as text so users can find their clip;
@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from vaelib import markup
+from vaelib.report import html as markup
 
 SR = 16000
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)

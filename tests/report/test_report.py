@@ -14,102 +14,15 @@ import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 
-import nbformat
-import numpy as np
 import pytest
-import soundfile as sf
+from conftest import make_notebooks, write_inputs
 
 from vaelib import report
 from vaelib.audio import find_audio
 from vaelib.cli import main
 from vaelib.report import ReportError, parse_assignments, plan_report
 
-SR = 16000
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
-
-NB1_PARAMS = '''\
-audio: str = "demo"  # audio file, folder, .lst list or 'demo'
-model: str = "auto"  # VAE source
-vocoder: str = "auto"  # vocoder
-duration_s: float = 1.0  # seconds per clip
-method: str = "frequency"  # enhancement method
-gain: float = 1.5  # Laplacian gain
-seed: int = 0  # random seed
-max_clips: int = 8  # at most this many clips
-out_dir: str = "."  # output folder
-interactive: bool = True  # widgets (True) or static output (False)
-'''
-
-NB1_BODY = '''\
-%matplotlib inline
-import json, pathlib
-import numpy as np
-import matplotlib.pyplot as plt
-import soundfile as sf
-from IPython.display import Audio, display
-from vaelib.audio import find_audio
-
-files = find_audio(audio)[:max_clips]
-out = pathlib.Path(out_dir) / "01_tiny"
-out.mkdir(parents=True, exist_ok=True)
-x, sr = sf.read(str(files[0]), dtype="float32")
-fig, ax = plt.subplots(figsize=(6, 2.5))
-ax.plot(np.arange(x.size) / sr, x, color="tab:blue")
-ax.set_title(f"{files[0].name} (gain {gain})")
-plt.show()
-display(Audio(np.clip(x, -1, 1), rate=sr, normalize=False))
-rms = float(np.sqrt(np.mean(x ** 2)))
-_ = (out / "files.json").write_text(json.dumps([str(f) for f in files]))
-_ = (out / "metrics.json").write_text(json.dumps({"summary": {"n_clips": len(files), "gain": gain, "rms": rms,
-                                                          "interactive": interactive}}))
-'''
-
-NB2_PARAMS = '''\
-level: float = 0.1  # noise level
-fail: bool = False  # raise in a later cell
-out_dir: str = "."  # output folder
-'''
-
-
-def write_notebook(path, params_src, *cells):
-    """A notebook with a papermill ``parameters`` cell and then ``cells`` (strings; ``"# md ..."`` → markdown)."""
-    nb = nbformat.v4.new_notebook()
-    nb.cells.append(nbformat.v4.new_code_cell(params_src, metadata={"tags": ["parameters"]}))
-    for src in cells:
-        if src.startswith("# md "):
-            nb.cells.append(nbformat.v4.new_markdown_cell(src[5:]))
-        else:
-            nb.cells.append(nbformat.v4.new_code_cell(src))
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, str(path))
-    return path
-
-
-def make_notebooks(folder):
-    """Three tiny notebooks: ``01_tiny`` (plot + audio player + metrics), ``02_tiny`` (can fail), ``03_tiny``."""
-    nb1 = write_notebook(folder / "01_tiny.ipynb", NB1_PARAMS, "# md # Tiny baseline", NB1_BODY)
-    nb2 = write_notebook(
-        folder / "02_tiny.ipynb", NB2_PARAMS, "twice = 2 * level",
-        'if fail:\n    raise ValueError("deliberate failure")',
-        'import json, pathlib\nout = pathlib.Path(out_dir) / "02_tiny"\nout.mkdir(parents=True, exist_ok=True)\n'
-        '(out / "metrics.json").write_text(json.dumps({"summary": {"twice_level": twice}}))',
-    )
-    nb3 = write_notebook(folder / "03_tiny.ipynb", 'out_dir: str = "."  # output folder', "print('third ran')")
-    return [nb1, nb2, nb3]
-
-
-def write_inputs(folder):
-    """Three good clips (wav, flac, one in a subfolder) and one corrupt ``.wav``."""
-    t = np.arange(SR) / SR
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "sub").mkdir(exist_ok=True)
-    sf.write(folder / "a.wav", (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), SR)
-    sf.write(folder / "b.flac", (0.2 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32), SR)
-    sf.write(folder / "sub" / "c.wav", (0.1 * np.random.default_rng(0).standard_normal(SR)).astype(np.float32), SR)
-    (folder / "bad.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" + bytes(range(256)) * 4)
-    return folder
-
 
 def snapshot(root):
     """``{relative path: sha256}`` of every file under ``root`` (folders as ``"dir"``)."""
@@ -134,8 +47,8 @@ def one_line(msg):
 ])
 def test_foreign_notebook_parameters_follow_the_schema_rules(value, type_name, expected):
     """A notebook outside the schema (--notebooks) gets specs from its cell, coerced by vaelib.params' rules."""
-    spec = report._spec_from_papermill("x", {"inferred_type_name": type_name, "default": "None", "help": ""})
-    out = report._coerce(spec, value)
+    spec = report.plan._spec_from_papermill("x", {"inferred_type_name": type_name, "default": "None", "help": ""})
+    out = report.plan._coerce(spec, value)
     assert out == expected and type(out) is type(expected)
 
 
@@ -145,9 +58,9 @@ def test_foreign_notebook_parameters_follow_the_schema_rules(value, type_name, e
     (True, "float", "must be a number"),
 ])
 def test_foreign_notebook_parameters_reject_in_one_line(value, type_name, fragment):
-    spec = report._spec_from_papermill("gain", {"inferred_type_name": type_name, "default": "1.5", "help": ""})
+    spec = report.plan._spec_from_papermill("gain", {"inferred_type_name": type_name, "default": "1.5", "help": ""})
     with pytest.raises(ReportError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
-        report._coerce(spec, value)
+        report.plan._coerce(spec, value)
 
 
 def test_parse_assignments():
@@ -188,7 +101,7 @@ def test_inspect_params_and_format(tmp_path):
 
 
 def test_default_notebooks_missing(tmp_path, monkeypatch):
-    monkeypatch.setattr(report, "notebooks_dir", lambda: tmp_path / "nowhere")
+    monkeypatch.setattr(report.plan, "notebooks_dir", lambda: tmp_path / "nowhere")
     with pytest.raises(ReportError, match="report notebooks not found") as info:
         report.default_notebooks()
     one_line(str(info.value))
@@ -249,7 +162,7 @@ def test_plan_skips_corrupt_and_routes_parameters(setup):
     assert [p.name for p, _ in plan.skipped] == ["bad.wav"] and "cannot read bad.wav" in plan.skipped[0][1]
     p1, p2, p3 = (plan.parameters[s] for s in ("01_tiny", "02_tiny", "03_tiny"))
     run = str(setup.root / "run")
-    assert p1["audio"] == str(setup.root / "run" / report.AUDIO_LIST_NAME)  # only the good files
+    assert p1["audio"] == str(setup.root / "run" / report.plan.AUDIO_LIST_NAME)  # only the good files
     assert p1["gain"] == 2.0 and isinstance(p1["gain"], float)  # an int given for a float is fine
     assert p1["interactive"] is False and p1["out_dir"] == run and p1["model"] == "auto"
     assert "level" not in p1 and p2 == {"level": 0.3, "out_dir": run} and p3 == {"out_dir": run}
@@ -295,7 +208,7 @@ def test_e2e_runs_and_prints_paths(e2e):
     assert e2e.rc == 0, e2e.err
     run = e2e.run
     for name in ("index.html", "01_tiny.ipynb", "01_tiny.html", "02_tiny.ipynb", "02_tiny.html",
-                 "01_tiny/metrics.json", "02_tiny/metrics.json", report.AUDIO_LIST_NAME):
+                 "01_tiny/metrics.json", "02_tiny/metrics.json", report.plan.AUDIO_LIST_NAME):
         assert (run / name).is_file(), name
     assert f"report: {run / 'index.html'}" in e2e.out and str(run / "01_tiny.html") in e2e.out
     assert e2e.out.count("model: bundled tiny VAE") == 1  # the model line, printed once
@@ -390,7 +303,7 @@ def test_schedule_runs_each_notebook_once_and_03_after_02(jobs):
     nbs = [Path(f"{s}.ipynb") for s in ("01_baseline", "03_analysis", "02_latent_enhance", "04_learned_enhance")]
     log = []
     run_one, state = _fake_runner(log)
-    results = list(report._schedule(nbs, run_one, jobs))
+    results = list(report.run._schedule(nbs, run_one, jobs))
     assert sorted(nb.stem for nb, _, _ in results) == sorted(nb.stem for nb in nbs)
     assert all(exc is None and found == [f"w-{nb.stem}"] for nb, found, exc in results)
     assert state["most"] == jobs  # never more kernels than jobs, and as many as allowed
@@ -402,7 +315,7 @@ def test_schedule_starts_nothing_after_a_failure():
     nbs = [Path(f"{s}.ipynb") for s in ("01_baseline", "02_latent_enhance", "03_analysis", "04_learned_enhance")]
     log = []
     run_one, _ = _fake_runner(log, fail={"01_baseline"})
-    results = list(report._schedule(nbs, run_one, 1))
+    results = list(report.run._schedule(nbs, run_one, 1))
     assert [(nb.stem, exc is not None) for nb, _, exc in results] == [("01_baseline", True)]
     assert [e[1] for e in log if e[0] == "start"] == ["01_baseline"]
 
