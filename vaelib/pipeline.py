@@ -288,8 +288,10 @@ def reconstruct(wave, vae, vocoder=None, enhancers=None, *, cfg: MelConfig | Non
             raise ValueError("vocode=True needs a vocoder (vaelib.load_vocoder('auto'))")
         out = _vocode_batch(vocoder, torch.stack([m.float() for m in mels.values()]))
         waves = {n: out[i] for i, n in enumerate(mels)}
-    stages = {"input": Stage("input", mel[0, 0].float().cpu().numpy(), x)}
+    # C-contiguous copies: numpy's pairwise sums depend on the memory layout, and the windowed path
+    # (vaelib.longaudio) hands out contiguous mels; the same numbers either way, to the last bit
+    stages = {"input": Stage("input", np.ascontiguousarray(mel[0, 0].float().cpu().numpy()), x)}
     for n, m in mels.items():
         params = {"method": specs[n].method, **specs[n].params} if n in specs else {}
-        stages[n] = Stage(n, m[0].float().cpu().numpy(), waves.get(n), params)
+        stages[n] = Stage(n, np.ascontiguousarray(m[0].float().cpu().numpy()), waves.get(n), params)
     return Reconstruction(wave=x, gain=enc.gain, latent=z.detach().cpu(), stages=stages, sr=cfg.sr)
