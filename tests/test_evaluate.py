@@ -97,6 +97,16 @@ def test_eval_rows_bad_files_and_report_numbers(corpus, tmp_path):
     assert summary["n_clips"] == 5 and summary["n_bad"] == 2 and set(summary["stages"]) == {
         "mel_projection", "vae", "seed_contrast"}
     assert summary["worst"] and all((out / "audio" / f).is_file() for f in summary["worst"][0]["files"].values())
+    # each enhancer against the plain VAE, clip by clip (vaelib.changes), not only the change of the means
+    from vaelib.changes import change_summary
+
+    wide = df.pivot(index="clip", columns="stage", values="dec_mel_lsd_hf")
+    want = change_summary(wide["vae"], wide["seed_contrast"], list(wide.index))
+    got = summary["vs_vae"]["seed_contrast"]["dec_mel_lsd_hf"]
+    assert got["worst_clip"] == want["worst_clip"] and got["improved"] == want["improved"]
+    assert got["median"] == pytest.approx(want["median"], rel=1e-5)
+    assert got["worst"] == pytest.approx(want["worst"], rel=1e-5)
+    assert set(summary["vs_vae"]) == {"seed_contrast"} and want["clips"] == 5
     # the report path on one clip: reconstruct + score / score_mel (score_stages' columns)
     row = df[(df["clip"] == "music/c.wav")].set_index("stage")
     assert row.loc["vae", "category"] == "music" and row.loc["vae", "duration_s"] == pytest.approx(1.1, abs=1e-3)

@@ -578,7 +578,7 @@ def _finish(out: Path, run: dict, seconds: float, new_paths: set, ev, settings, 
                             "x_real_time": new_audio_s / seconds if seconds > 0 else None,
                             "model_load_s": load_s,
                             "x_real_time_after_load": _after_load_rate(new_audio_s, seconds, load_s)},
-        "stages": _stage_summary(df), "categories": _category_summary(df),
+        "stages": _stage_summary(df), "categories": _category_summary(df), "vs_vae": _vs_vae_summary(df),
         "worst": worst,
         "outputs": {k: p.name for k, p in paths.items()},
     }
@@ -598,6 +598,28 @@ def _stage_summary(df) -> dict:
     for stage, g in df.groupby("stage", sort=False):
         out[stage] = {m: {"median": float(g[m].median()), "mean": float(g[m].mean())}
                       for m in _SUMMARY_METRICS if m in g}
+    return out
+
+
+#: Distances whose per-clip change against the plain VAE the summary gives for every enhancer stage.
+_CHANGE_METRICS = ("dec_mel_lsd_hf", "dec_mel_l1", "dec_mel_lsd", "lsd_hf")
+
+
+def _vs_vae_summary(df) -> dict:
+    """``{stage: {metric: change_summary}}``: each enhancer stage's per-clip change against ``vae``
+    (:func:`vaelib.changes.change_summary`: median, share improved, worst clip), not only the change of the means."""
+    from .changes import change_summary
+
+    out: dict = {}
+    if not len(df) or "vae" not in set(df["stage"]):
+        return out
+    for m in _CHANGE_METRICS:
+        if m not in df:
+            continue
+        wide = df.pivot(index="clip", columns="stage", values=m)
+        for stage in wide.columns:
+            if stage not in ("vae", "mel_projection"):
+                out.setdefault(stage, {})[m] = change_summary(wide["vae"], wide[stage], [str(c) for c in wide.index])
     return out
 
 

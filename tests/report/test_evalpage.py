@@ -37,7 +37,7 @@ def eval_dir(tmp_path_factory):
     (root / "<script>x.wav").write_bytes(b"not audio")
     out = root.parent / "run"
     evaluate(root, out=out, model="bundled", vocoder="griffinlim", griffinlim_iters=2, device="cpu", keep_worst=2,
-             progress=False, echo=lambda s: None)
+             progress=False, echo=lambda s: None, enhancers="mel_shelf")
     return out
 
 
@@ -61,7 +61,8 @@ def test_report_is_inert_and_shows_names_as_text(eval_dir):
 def test_report_sections_and_refusals(eval_dir, tmp_path):
     page = write_eval_report(eval_dir, tmp_path / "r")
     html = page.read_text()
-    for heading in ("Distributions per stage", "Per category", "Worst clips", "Unreadable files (1)"):
+    for heading in ("Distributions per stage", "Per category", "Worst clips", "Unreadable files (1)",
+                    "Each enhancer against the plain VAE, per clip"):
         assert heading in html
     with pytest.raises(FileExistsError):
         write_eval_report(eval_dir, tmp_path / "r")

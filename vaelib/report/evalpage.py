@@ -175,6 +175,26 @@ def write_eval_report(eval_dir, out_dir=None) -> Path:
         parts.append(_table(["metric", "stage", "median", "p10", "p90", "mean", "clips"], rows, text_cols=2))
         parts.append(_histograms(df, metrics))
 
+    # --- every enhancer against the plain VAE, clip by clip -------------------------------------------------
+    vs_vae = summary.get("vs_vae") or {}
+    if vs_vae:
+        parts.append("<h2>Each enhancer against the plain VAE, per clip</h2>")
+        parts.append('<p class="note">Change of each clip\'s distance from the plain VAE (negative = better): how many '
+                     'clips improve, the median change and the worst clip — a mean can hide a clip made much '
+                     'worse.</p>')
+        rows = []
+        for stage, per in vs_vae.items():
+            for m, label in (("dec_mel_lsd_hf", "mel LSD-HF"), ("dec_mel_l1", "mel L1"),
+                             ("lsd_hf", "LSD-HF (waveform)")):
+                c = per.get(m)
+                if not c or not c.get("clips"):
+                    continue
+                rows.append((html_text(stage), html_text(label), html_text(f"{c['improved']} of {c['clips']}"),
+                             _fmt(100 * c["median"], 3), html_text(c["worst_clip"]), _fmt(100 * c["worst"], 3),
+                             _fmt(100 * c["mean_of_means"], 3)))
+        parts.append(_table(["stage", "distance", "clips improved", "median change %", "worst clip",
+                             "worst change %", "change of the means %"], rows, text_cols=3))
+
     # --- per category -----------------------------------------------------------------------------------
     if len(df) and metrics:
         parts.append("<h2>Per category (medians)</h2>")
