@@ -70,7 +70,11 @@ def distinct(files: list[Path]) -> list[Path]:
 
 
 def summarise(rows: list[dict]) -> dict:
-    """Mean ``lsd_hf``/``l1`` per label, and their change relative to the plain VAE (``vae`` label)."""
+    """Per label: mean ``lsd_hf``/``lsd``/``l1``, the change of the means relative to the plain VAE (``vae`` label)
+    and the per-clip distribution of the change (``lsd_hf_clips``, ``l1_clips``: :func:`vaelib.changes.change_summary`
+    — median, share improved, worst clip)."""
+    from vaelib.changes import change_summary
+
     labels = list(dict.fromkeys(r["label"] for r in rows))
     out = {}
     for lab in labels:
@@ -78,17 +82,26 @@ def summarise(rows: list[dict]) -> dict:
         out[lab] = {k: float(np.mean([r[k] for r in sel])) for k in ("lsd_hf", "lsd", "l1")}
     base = out.get("vae")
     if base:
+        per = {lab: {r["clip"]: r for r in rows if r["label"] == lab} for lab in labels}
+        clips = list(per["vae"])
         for lab in labels:
             for k in ("lsd_hf", "l1"):
                 out[lab][f"{k}_change"] = out[lab][k] / base[k] - 1.0
+                out[lab][f"{k}_clips"] = change_summary([per["vae"][c][k] for c in clips],
+                                                        [per[lab][c][k] for c in clips], clips)
     return out
 
 
 def table(summary: dict) -> str:
-    lines = ["| method | mel LSD ≥ 4 kHz | change | mel L1 | change |", "|---|---|---|---|---|"]
+    lines = ["| method | mel LSD ≥ 4 kHz | change of means | clips improved | median | worst clip | mel L1 | change | "
+             "worst clip (L1) |", "|---|---|---|---|---|---|---|---|---|"]
     for lab, m in summary.items():
-        lines.append(f"| {lab} | {m['lsd_hf']:.4f} | {100 * m.get('lsd_hf_change', 0):+.1f} % | {m['l1']:.4f} | "
-                     f"{100 * m.get('l1_change', 0):+.1f} % |")
+        c, c1 = m.get("lsd_hf_clips") or {}, m.get("l1_clips") or {}
+        worst = f"{c.get('worst_clip')} {100 * c.get('worst', 0):+.0f} %" if c.get("clips") else ""
+        worst1 = f"{c1.get('worst_clip')} {100 * c1.get('worst', 0):+.0f} %" if c1.get("clips") else ""
+        lines.append(f"| {lab} | {m['lsd_hf']:.4f} | {100 * m.get('lsd_hf_change', 0):+.1f} % | "
+                     f"{c.get('improved', '')} of {c.get('clips', '')} | {100 * c.get('median', 0):+.1f} % | {worst} | "
+                     f"{m['l1']:.4f} | {100 * m.get('l1_change', 0):+.1f} % | {worst1} |")
     return "\n".join(lines)
 
 

@@ -265,6 +265,7 @@ def test_cli_train_restorer_end_to_end(tiny_snapshot, audio_dir, tmp_path, capsy
     assert model.config.channels == 8
     card = (out / "MODEL_CARD.md").read_text()
     assert "Held-out clips" in card and "mel LSD ≥ 4 kHz" in card
+    assert "Per clip" in card and card.count(" of ") >= 2 and "worst clip" in card  # distributions, not only means
     before = (out / "model.safetensors").read_bytes()
     assert main(argv) == 2  # refuses to overwrite
     err = capsys.readouterr().err

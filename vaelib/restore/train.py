@@ -537,6 +537,15 @@ def model_card(info: dict, ev: dict, rows: list[dict]) -> str:
             a = ev["heldout_auto"]["mean"]
             lines.append(f"| mel LSD ≥ 4 kHz, type inferred (auto) | {a['lsd_hf_vae']:.4f} | "
                          f"{a['lsd_hf_restored']:.4f} | {100 * a['lsd_hf_change']:+.1f} % |")
+        from ..changes import change_summary, describe_change
+
+        clips = [r["clip"] for r in held["per_clip"]]
+        lines += ["", "Per clip (the change of each held-out clip against the plain VAE; a mean can hide a clip made "
+                  "worse, `vaelib.changes`):", ""]
+        for key, label in (("lsd_hf", "mel LSD ≥ 4 kHz"), ("l1", "mel L1")):
+            c = change_summary([r[f"{key}_vae"] for r in held["per_clip"]],
+                               [r[f"{key}_restored"] for r in held["per_clip"]], clips)
+            lines.append(f"- {label}: {md_text(describe_change(c))}")
         cats = sorted({r["category"] for r in held["per_clip"]})
         lines += ["", "| audio type | clips | LSD-HF change | L1 change |", "|---|---|---|---|"]
         for c in cats:
