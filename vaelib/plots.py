@@ -431,3 +431,28 @@ def restorer_comparison_figure(mels, cfg=None, sr: int = 16000, title: str = "")
     if title:
         fig.suptitle(title, fontsize=11)
     return fig
+
+
+def per_clip_change_figure(changes: dict, title: str = "per-clip change of mel LSD-HF vs. the plain VAE") -> Figure:
+    """One panel per method: each clip's relative change (%) against the plain VAE, sorted, bars below zero
+    (better) in blue and above (worse) in red, the median as a dashed line. ``changes``: ``{method: {clip: change}}``
+    (:func:`vaelib.study.restorers.per_clip_changes`). A mean hides a clip made worse; this does not."""
+    n = max(1, len(changes))
+    fig = Figure(figsize=(7.5, 1.9 * n + 0.6))
+    for k, (method, per) in enumerate(changes.items()):
+        ax = fig.add_subplot(n, 1, k + 1)
+        items = sorted(((c, 100 * v) for c, v in per.items() if v == v), key=lambda cv: cv[1])
+        vals = [v for _, v in items]
+        ax.bar(range(len(vals)), vals, color=["tab:blue" if v < 0 else "tab:red" for v in vals])
+        if vals:
+            ax.axhline(float(np.median(vals)), color="k", ls="--", lw=0.8, label=f"median {np.median(vals):+.0f} %")
+            ax.legend(loc="upper left", fontsize=7, frameon=False)
+        ax.axhline(0, color="grey", lw=0.6)
+        ax.set_xticks(range(len(vals)))
+        ax.set_xticklabels([c for c, _ in items], rotation=30, ha="right", fontsize=6)
+        ax.set_ylabel("% vs VAE", fontsize=8)
+        ax.set_title(method, fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+

@@ -53,7 +53,13 @@ def _restorer_findings(summary: dict) -> list[str]:
     for prefix, label in (("learned", "learned restorer"), ("learned_cond", "conditional learned restorer")):
         hf, l1 = _num(summary, f"{prefix}_mel_lsd_hf"), _num(summary, f"{prefix}_mel_l1")
         if math.isfinite(hf) and math.isfinite(base_hf):
-            out.append(restorer_sentence(label, base_hf, hf, base_l1, l1))
+            line = restorer_sentence(label, base_hf, hf, base_l1, l1)
+            improved, worst = _num(summary, f"{prefix}_clips_improved"), _num(summary, f"{prefix}_worst_change")
+            n = _num(summary, "n_clips")
+            if math.isfinite(improved) and math.isfinite(worst) and math.isfinite(n):
+                line += (f" Per clip: it improves {int(improved)} of {int(n)} clips (high-band mel LSD), worst clip "
+                         f"{worst:+.0%}.")
+            out.append(line)
     return out
 
 

@@ -15,7 +15,7 @@ from ..enhance import PRESETS as _SEED_PRESETS
 from ..pipeline import encode_decode, score_variants
 
 __all__ = ["SEED_CANDIDATES", "BASELINE_GRIDS", "pairs_from_clips", "compare_restorers", "extremes", "variant_mels",
-           "summary_numbers", "verdict"]
+           "per_clip_changes", "summary_numbers", "verdict"]
 
 #: Seed-report enhancers tried for "best seed setting": the seed report's four settings (notebook 03 sweeps them).
 SEED_CANDIDATES = {name: _SEED_PRESETS[name] for name in ("seed_frequency", "seed_noise", "seed_contrast",
@@ -122,6 +122,26 @@ def extremes(result: dict) -> dict:
     return {"label": label, "best": change.idxmin(), "worst": change.idxmax(), "change": change.to_dict()}
 
 
+def per_clip_changes(result: dict, metric: str = "lsd_hf") -> dict:
+    """Each scored method's per-clip change of ``metric`` against the plain VAE (table row → ``{"changes":
+    {clip: change}, "summary": vaelib.changes.change_summary}``), for every row but the plain VAE: how many clips
+    a method improves and its worst clip, not only its mean."""
+    import pandas as pd
+
+    from ..changes import change_summary, relative_change
+
+    per_clip = pd.DataFrame(result["rows"]).pivot_table(index="clip", columns="label", values=metric, sort=False)
+    out = {}
+    for row, label in result["groups"].items():
+        if label == "vae" or label not in per_clip:
+            continue
+        clips = [str(c) for c in per_clip.index]
+        change = relative_change(per_clip["vae"], per_clip[label]).tolist()
+        out[row] = {"changes": dict(zip(clips, change, strict=True)),
+                    "summary": change_summary(per_clip["vae"], per_clip[label], clips)}
+    return out
+
+
 def variant_mels(item: dict, labels) -> list[tuple[str, np.ndarray]]:
     """``[(label, log-mel (T, M))]``: the input, the plain VAE and each learned ``label`` of
     :func:`compare_restorers` (``learned``, ``learned_cond(auto)``, ``learned_cond(label)``) for one pair."""
@@ -144,9 +164,12 @@ def summary_numbers(result: dict) -> dict:
     Keys ``n_clips``, ``<row>_mel_lsd_hf``, ``<row>_mel_l1`` and, except for the plain VAE,
     ``<row>_mel_lsd_hf_rel_change`` / ``<row>_mel_l1_rel_change`` (relative, a fraction; negative = better), where
     ``<row>`` is ``vae``, ``best_seed``, ``baseline_<method>``, ``learned``, ``learned_cond`` (type inferred, the
-    unlabelled use) and ``learned_cond_label`` (type given). The chosen settings are in ``result["chosen"]``.
+    unlabelled use) and ``learned_cond_label`` (type given); per clip (:func:`per_clip_changes`, mel LSD-HF):
+    ``<row>_clips_improved``, ``<row>_median_change`` and ``<row>_worst_change`` (fractions). The chosen settings
+    are in ``result["chosen"]``.
     """
     out = {"n_clips": len({r["clip"] for r in result["rows"]})}
+    per = per_clip_changes(result)
     for row in result["table"].index:
         if row == "plain VAE":
             key = "vae"
@@ -162,6 +185,10 @@ def summary_numbers(result: dict) -> dict:
         if key != "vae":
             out[f"{key}_mel_lsd_hf_rel_change"] = float(t["lsd_hf_change_%"]) / 100
             out[f"{key}_mel_l1_rel_change"] = float(t["l1_change_%"]) / 100
+        if row in per:
+            c = per[row]["summary"]
+            out[f"{key}_clips_improved"] = float(c["improved"])
+            out[f"{key}_median_change"], out[f"{key}_worst_change"] = float(c["median"]), float(c["worst"])
     return out
 
 
