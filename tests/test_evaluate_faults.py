@@ -360,6 +360,7 @@ def test_out_inside_any_input_folder_is_refused_for_every_form_of_audio(tmp_path
     quiet = dict(echo=lambda s: None, **FAST)
     for audio, out in [(corpus, corpus / "run"), (str(corpus / "*.wav"), corpus / "run"),
                        (str(corpus / "**" / "*.wav"), corpus / "sub" / "x" / "run"), (lst, corpus / "sub" / "run"),
+                       (str(corpus / "**" / "d.wav"), corpus / "other" / "run"),
                        (lst, corpus / "run"), (corpus / "c0.wav", corpus / "run"), ([corpus / "sub"], corpus / "sub")]:
         with pytest.raises(EvalError, match="lies inside"):
             evaluate(audio, out=out, **quiet)

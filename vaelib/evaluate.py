@@ -548,6 +548,13 @@ def _refuse_out_inside_inputs(out: Path, inputs: list[Path], files: list[Path]) 
     whatever the form of ``--audio`` (folder, file, glob, ``.lst``)."""
     around = {out, *out.parents}
     for p in inputs:
+        if "**" in p.parts and not p.exists():  # a recursive glob: its whole base folder is input
+            base = []
+            for part in p.parts:
+                if any(c in part for c in "*?["):
+                    break
+                base.append(part)
+            p = Path(*base)
         if p.is_dir() and p in around:
             raise EvalError(f"--out {_shown(out)} lies inside the input folder {_shown(p)}; choose an output folder "
                             "outside it (inputs are never written)")

@@ -127,7 +127,8 @@ def as_mono_block(block) -> np.ndarray:
         if a.dtype != np.uint8:
             raise TypeError(f"unsigned {a.dtype} audio is ambiguous; pass float32 in [-1, 1) or signed PCM (int16)")
         return ((a.astype(np.float32) - 128.0) / 128.0).astype(np.float32)
-    out = a.astype(np.float32, copy=False)
+    with np.errstate(over="ignore"):  # float64 beyond float32's range becomes Inf, refused just below
+        out = a.astype(np.float32, copy=False)
     if not np.isfinite(out).all():
         raise ValueError("audio block holds NaN or Inf samples (float32 overflow included); repair the input")
     return out
