@@ -421,3 +421,12 @@ def test_excerpts_follow_their_clip_when_the_ranking_changes(tmp_path):
     excerpt, _ = sf.read(out / "audio" / files["input"], dtype="float32")
     ref = normalize(load_audio(growing / worst.name))[0][: excerpt.size]
     assert np.corrcoef(excerpt[: ref.size], ref)[0, 1] > 0.999
+
+
+def test_non_utf8_out_folder_is_echoed_escaped(tmp_path):
+    corpus = _corpus(tmp_path / "corpus", n=1)
+    out = Path(os.fsdecode(os.fsencode(str(tmp_path)) + b"/run\xe9"))
+    lines, echo = _lines()
+    res = evaluate(corpus, out=out, echo=echo, **{**FAST, "keep_worst": 1})
+    assert res.n_clips == 1 and out.is_dir() and len(os.listdir(out / "audio")) == 3
+    assert lines and all(ln.encode("utf-8") for ln in lines) and any("run\\xe9" in ln for ln in lines)

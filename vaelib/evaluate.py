@@ -485,10 +485,13 @@ LOCK_FILE = ".vaelib.lock"
 
 def _releases_locks(fn):
     """Decorator: the run-folder locks :func:`_lock_out` takes during ``fn`` are released when it returns or
-    raises (the OS releases them when the process dies, ``kill -9`` included)."""
+    raises (the OS releases them when the process dies, ``kill -9`` included). It also makes ``fn``'s ``echo``
+    show undecodable bytes of paths escaped (a terminal may refuse them)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        echo = kwargs.get("echo", print)
+        kwargs["echo"] = lambda text: echo(_shown(text))
         held: list = []
         token = _HELD.set(held)
         try:
@@ -570,7 +573,13 @@ def _write_table(rows: list[dict], path: Path) -> None:
     import pyarrow.parquet as pq
 
     table = pa.Table.from_pylist(rows)
-    _atomic_write(path, lambda p: pq.write_table(table, str(p)))
+    _atomic_write(path, lambda p: _with_file(p, "wb", lambda fh: pq.write_table(table, fh)))
+
+
+def _with_file(p: Path, mode: str, use):
+    """``use(open file)``: Python opens any name (a folder name that is not UTF-8 included), Arrow gets a handle."""
+    with open(p, mode) as fh:
+        return use(fh)
 
 
 def _read_parts(folder: Path, kind: str):
@@ -579,7 +588,7 @@ def _read_parts(folder: Path, kind: str):
 
     def read(p):
         try:
-            return pq.read_table(str(p)).to_pandas()
+            return _with_file(p, "rb", pq.read_table).to_pandas()
         except Exception as exc:  # damaged since the start of this run: the next run moves it aside
             raise EvalError(f"part {p} does not read ({one_line(exc, 150)}); rerun the same command: it is moved "
                             "to parts/damaged/ and its clips are redone") from None
@@ -667,7 +676,7 @@ def _read_part(p: Path) -> tuple[list, str | None]:
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(str(p))
+        table = _with_file(p, "rb", pq.read_table)
         need = {"path", "stage"} if p.name.startswith("rows-") else {"path", "reason"}
         missing = need - set(table.column_names)
         if missing:
@@ -835,9 +844,9 @@ def _finish(out: Path, run: dict, seconds: float, new_paths: set, ev, settings, 
     paths = {k: out / v for k, v in (("results", "results.parquet"), ("results_csv", "results.csv"),
                                       ("bad_files", "bad_files.parquet"), ("bad_csv", "bad_files.csv"),
                                       ("summary", "summary.json"))}
-    _atomic_write(paths["results"], lambda p: df.to_parquet(p, index=False))
+    _atomic_write(paths["results"], lambda p: _with_file(p, "wb", lambda fh: df.to_parquet(fh, index=False)))
     _atomic_write(paths["results_csv"], lambda p: df.to_csv(p, index=False))
-    _atomic_write(paths["bad_files"], lambda p: bad.to_parquet(p, index=False))
+    _atomic_write(paths["bad_files"], lambda p: _with_file(p, "wb", lambda fh: bad.to_parquet(fh, index=False)))
     _atomic_write(paths["bad_csv"], lambda p: bad.to_csv(p, index=False))
     n_clips = int(df["path"].nunique()) if len(df) else 0
     per_file = (df.drop_duplicates("path").set_index("path")["duration_s"] if len(df)
@@ -907,11 +916,13 @@ def _write_excerpt(p: Path, wave, sr: int) -> None:
     import numpy as np
     import soundfile as sf
 
+    from .audio import _os_path
+
     data = np.clip(np.asarray(wave, dtype=np.float32).reshape(-1), -1.0, 1.0)
 
     def write(tmp):
         try:
-            sf.write(str(tmp), data, sr, subtype="PCM_16", format="FLAC")
+            sf.write(_os_path(tmp), data, sr, subtype="PCM_16", format="FLAC")
         except RuntimeError as exc:  # libsndfile's errors (a full disk reads "System error.")
             import errno
 
