@@ -373,10 +373,16 @@ def path_of(value: str) -> Path:
 # ----------------------------------------------------------------------------------------------------------
 # corpus listing
 # ----------------------------------------------------------------------------------------------------------
-def _list_files(audio, notes: list | None = None) -> list[Path]:
+class _Files(list):
+    """The listed files, plus ``notes``: lines saying what was left out."""
+
+    notes: list
+
+
+def _list_files(audio) -> list[Path]:
     """The files of ``--audio``, resolved. Non-regular files (FIFOs, devices) are listed too — they become bad files
-    with a reason and are never opened; files inside a vaelib eval run folder (its excerpts) are left out, with a
-    line in ``notes``: outputs are never inputs."""
+    with a reason and are never opened; files inside a vaelib eval run folder (its excerpts) are left out, said in
+    the result's ``notes``: outputs are never inputs."""
     from .audio import find_audio
 
     sources = audio if isinstance(audio, (list, tuple)) else [audio]
@@ -404,10 +410,20 @@ def _list_files(audio, notes: list | None = None) -> list[Path]:
         where = _shown(", ".join(left_out))[:200]
         raise EvalError(f"every file of --audio lies inside vaelib eval run folders ({where}); their excerpts are "
                         "outputs, never inputs — name the corpus itself")
-    if notes is not None and (len(kept) < len(files) or left_out):
-        notes.append(f"  left out {len(files) - len(kept)} files inside vaelib eval run folders (outputs are never "
-                     f"inputs): {_shown(', '.join(sorted(set(left_out))))[:300]}")
-    return sorted(dict.fromkeys(kept))
+    result = _Files(sorted(dict.fromkeys(kept)))
+    result.notes = []
+    if len(kept) < len(files) or left_out:
+        where = _shown(", ".join(sorted(set(left_out))))[:300]
+        result.notes.append(f"  left out {len(files) - len(kept)} files inside vaelib eval run folders (outputs are "
+                            f"never inputs): {where}")
+    return result
+
+
+def _stored(items: list[dict]) -> list[dict]:
+    """Items as the tables store them: ``path`` lossless (:func:`column_path`), ``clip`` and ``category`` with
+    undecodable bytes escaped — every string valid UTF-8, so Arrow, CSV and JSON take it."""
+    return [{**it, "path": column_path(it["path"]), "clip": _shown(it["clip"]), "category": _shown(it["category"])}
+            for it in items]
 
 
 def _in_run_folder(path: Path, cache: dict) -> bool:
@@ -458,8 +474,8 @@ def _items(files: list[Path]) -> list[dict]:
                 break
         if not cat and p.parent != root:
             cat = p.parent.name
-        out.append({"path": column_path(p), "clip": _shown(p.relative_to(root) if len(files) > 1 else p.name),
-                    "category": _shown(cat)})
+        out.append({"path": str(p), "clip": str(p.relative_to(root)) if len(files) > 1 else p.name,
+                    "category": cat})
     return out
 
 
@@ -1061,8 +1077,7 @@ def evaluate(audio, *, model: str = "auto", vocoder: str = "auto", enhancers=Non
     settings = EvalSettings(model=model, vocoder=vocoder, enhancers=parse_enhancer_spec(enhancers), device=str(dev),
                             dtype=dtype, seed=int(seed), window=window, overlap=overlap, fade=fade,
                             griffinlim_iters=griffinlim_iters)
-    notes: list = []
-    files = _list_files(audio, notes)
+    files = _list_files(audio)
     identity = {**settings.identity(), "model": choice.vae, "vocoder": choice.vocoder,
                 "audio": sorted({str(Path(a).resolve()) if a != "demo" else "demo"
                                  for a in (audio if isinstance(audio, (list, tuple)) else [audio])})}
@@ -1073,9 +1088,9 @@ def evaluate(audio, *, model: str = "auto", vocoder: str = "auto", enhancers=Non
     _refuse_out_inside_inputs(out, inputs, files)
     _lock_out(out)  # one writer per run folder: a second process is refused, naming this one's PID
     run = _prepare_out(out, identity, inputs)
-    for note in notes:
+    for note in getattr(files, "notes", []):
         echo(note)
-    items = _items(files)
+    items = _stored(_items(files))
     done = _done_paths(out / "parts", echo)
     todo = [it for it in items if it["path"] not in done]
     run_cols = {"run_hash": run["hash"], "model": choice.vae, "vocoder": choice.vocoder, "device": settings.device,

@@ -405,6 +405,33 @@ def check_config(path: Path, subfolder: str) -> dict:
     return cfg
 
 
+def _checked_load(cls, where: Path, *args, **kwargs):
+    """``cls.from_pretrained(*args, **kwargs)`` with every failure (corrupt weights, weights of another architecture)
+    as one line, and weights that leave parameters uninitialised or unused refused (diffusers would only warn and
+    keep random values)."""
+    try:
+        model, info = cls.from_pretrained(*args, output_loading_info=True, **kwargs)
+    except MemoryError:
+        raise ModelLoadError(f"out of memory loading the model in {where}; its config asks for more than this "
+                             "machine has") from None
+    except Exception as exc:  # diffusers / transformers / safetensors raise many types, with pages of text
+        text = " ".join(str(exc).split())
+        hint = ("its weights do not match its config.json (another architecture?)" if any(
+            w in text for w in ("size mismatch", "shape", "Cannot load", "copying a param")) else "it does not load")
+        raise ModelLoadError(f"cannot load the model in {where}: {hint} ({text[:200] or type(exc).__name__}); "
+                             "use the config.json and weights saved together") from None
+    missing = list(info.get("missing_keys") or [])
+    unexpected = list(info.get("unexpected_keys") or [])
+    mismatched = list(info.get("mismatched_keys") or [])
+    if missing or unexpected or mismatched:
+        groups = (("missing", missing), ("unexpected", unexpected), ("of another shape", mismatched))
+        what = "; ".join(f"{len(v)} {k}: {', '.join(str(x) for x in v[:3])[:100]}{' ...' if len(v) > 3 else ''}"
+                         for k, v in groups if v)
+        raise ModelLoadError(f"the weights in {where} do not match its config.json ({what}); use the config.json and "
+                             "weights saved together")
+    return model
+
+
 def _from_pretrained(cls, source: str, subfolder: str, **kwargs):
     """``cls.from_pretrained`` on a local folder or HF repo id, with one-line errors."""
     folder = Path(source).expanduser()
@@ -435,33 +462,6 @@ def _from_pretrained(cls, source: str, subfolder: str, **kwargs):
     except Exception as exc:
         msg = " ".join(str(exc).split())[:200]
         raise ModelLoadError(f"could not fetch {source} ({subfolder}/): {msg}; {how}") from None
-
-
-def _checked_load(cls, where: Path, *args, **kwargs):
-    """``cls.from_pretrained(*args, **kwargs)`` with every failure (corrupt weights, weights of another architecture)
-    as one line, and weights that leave parameters uninitialised or unused refused (diffusers would only warn and
-    keep random values)."""
-    try:
-        model, info = cls.from_pretrained(*args, output_loading_info=True, **kwargs)
-    except MemoryError:
-        raise ModelLoadError(f"out of memory loading the model in {where}; its config asks for more than this "
-                             "machine has") from None
-    except Exception as exc:  # diffusers / transformers / safetensors raise many types, with pages of text
-        text = " ".join(str(exc).split())
-        hint = ("its weights do not match its config.json (another architecture?)" if any(
-            w in text for w in ("size mismatch", "shape", "Cannot load", "copying a param")) else "it does not load")
-        raise ModelLoadError(f"cannot load the model in {where}: {hint} ({text[:200] or type(exc).__name__}); "
-                             "use the config.json and weights saved together") from None
-    missing = list(info.get("missing_keys") or [])
-    unexpected = list(info.get("unexpected_keys") or [])
-    mismatched = list(info.get("mismatched_keys") or [])
-    if missing or unexpected or mismatched:
-        groups = (("missing", missing), ("unexpected", unexpected), ("of another shape", mismatched))
-        what = "; ".join(f"{len(v)} {k}: {', '.join(str(x) for x in v[:3])[:100]}{' ...' if len(v) > 3 else ''}"
-                         for k, v in groups if v)
-        raise ModelLoadError(f"the weights in {where} do not match its config.json ({what}); use the config.json and "
-                             "weights saved together")
-    return model
 
 
 class LatentVAE:
