@@ -39,6 +39,8 @@ __all__ = [
     "wav_to_mel",
     "find_audio",
     "write_audio_list",
+    "is_eval_run_folder",
+    "MIN_SAMPLE_RATE",
 ]
 
 #: File extensions :func:`find_audio` treats as audio (anything libsndfile reads).
@@ -48,6 +50,10 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".mp3")
 LIST_EXTENSIONS = (".lst",)
 
 LOG_CLAMP = 1e-5
+
+#: Lowest sample rate :func:`load_audio` accepts (Hz). Below it a file is almost surely mislabelled (a 1 Hz header
+#: would be resampled to 16000 times its length: 50 samples become 50 s of audio).
+MIN_SAMPLE_RATE = 4000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,7 +160,9 @@ def load_audio(path, sr: int = 16000, duration: float | None = None, min_samples
     FileNotFoundError
         The path does not exist.
     ValueError
-        The file is unreadable/corrupt, empty, has NaN/Inf samples or is shorter than ``min_samples``.
+        The file is not a regular file (a FIFO, a device: refused without being opened), is unreadable/corrupt,
+        empty, declares a sample rate below :data:`MIN_SAMPLE_RATE`, has NaN/Inf samples or is shorter than
+        ``min_samples``.
     """
     import soundfile as sf
 
@@ -163,10 +171,13 @@ def load_audio(path, sr: int = 16000, duration: float | None = None, min_samples
         raise FileNotFoundError(f"audio file not found: {path}")
     if path.is_dir():
         raise ValueError(f"{path} is a folder, not an audio file (use vaelib.find_audio to list a folder)")
+    kind = _special_kind(path)
+    if kind:  # never opened: reading a FIFO blocks until someone writes, a device may never end
+        raise ValueError(f"{path.name} is {kind}, not a regular file; skipped without opening it")
     if duration is not None and not (isinstance(duration, (int, float)) and duration > 0):
         raise ValueError(f"duration must be a positive number of seconds or None (got {duration!r})")
     try:
-        data, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
+        data, file_sr = sf.read(_os_path(path), dtype="float32", always_2d=True)
     except Exception as exc:  # libsndfile raises RuntimeError / LibsndfileError / TypeError
         raise ValueError(
             f"cannot read {path.name}: not an audio file libsndfile understands ({_one_line(exc)}); "
@@ -174,6 +185,10 @@ def load_audio(path, sr: int = 16000, duration: float | None = None, min_samples
         ) from None
     if data.shape[0] == 0:
         raise ValueError(f"{path.name} holds zero samples")
+    if file_sr < MIN_SAMPLE_RATE:
+        raise ValueError(f"{path.name} declares a sample rate of {file_sr} Hz (below {MIN_SAMPLE_RATE} Hz): its "
+                         f"header is almost surely wrong ({data.shape[0]} samples would become "
+                         f"{data.shape[0] / file_sr:.3g} s); re-export it with its real rate")
     if not np.isfinite(data).all():
         raise ValueError(f"{path.name} holds NaN or Inf samples; repair or re-export the file")
     x = data.mean(axis=1)
@@ -332,7 +347,80 @@ def wav_to_mel(wave, cfg: MelConfig | None = None, pad: bool = True) -> torch.Te
     return torch.log(torch.clamp(mel, min=LOG_CLAMP)).transpose(1, 2)[:, None]
 
 
-def find_audio(source, demo_split: str = "eval"):
+def _os_path(path: Path):
+    """``str(path)``, or its bytes when the name is not valid UTF-8 (libsndfile gets the file's real name)."""
+    import os
+
+    s = str(path)
+    try:
+        s.encode("utf-8")
+        return s
+    except UnicodeEncodeError:
+        return os.fsencode(s)
+
+
+def _special_kind(path: Path) -> str | None:
+    """``"a FIFO"``, ``"a device"``, ``"a socket"`` for a non-regular file (links followed), else None."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def is_eval_run_folder(folder) -> bool:
+    """Whether ``folder`` is a ``vaelib eval`` run folder (``run.json`` with the run's hash and ``parts/``): its
+    excerpts are outputs, never inputs, so :func:`find_audio` does not descend into it."""
+    folder = Path(folder)
+    run = folder / "run.json"
+    if not (run.is_file() and (folder / "parts").is_dir()):
+        return False
+    try:
+        got = json.loads(run.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(got, dict) and {"hash", "params", "format"} <= set(got)
+
+
+def _walk_audio(folder: Path, skipped: list | None) -> list[Path]:
+    """Audio files below ``folder`` (symlinked folders not followed, like ``Path.rglob``), skipping run folders and
+    non-regular files (reported in ``skipped`` when given)."""
+    import os
+
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        here = Path(dirpath)
+        keep = []
+        for d in sorted(dirnames):
+            if is_eval_run_folder(here / d):
+                if skipped is not None:
+                    skipped.append((here / d, "a vaelib eval run folder: its outputs are never inputs"))
+            else:
+                keep.append(d)
+        dirnames[:] = keep
+        for name in filenames:
+            p = here / name
+            if p.suffix.lower() not in AUDIO_EXTENSIONS:
+                continue
+            kind = _special_kind(p)
+            if kind is None and p.is_file():
+                found.append(p)
+            elif skipped is not None and kind is not None:
+                skipped.append((p, f"{kind}, not a regular file; skipped without opening it"))
+    return sorted(found)
+
+
+def find_audio(source, demo_split: str = "eval", *, skipped: list | None = None):
     """List audio files to process.
 
     Parameters
@@ -344,6 +432,11 @@ def find_audio(source, demo_split: str = "eval"):
         or a list of those.
     demo_split : str
         Which split of the bundled corpus ``"demo"`` means (``"eval"`` or ``"train"``).
+    skipped : list, optional
+        Receives ``(path, reason)`` for what a folder search passed over: non-regular files with an audio
+        extension (FIFOs, devices: never opened) and ``vaelib eval`` run folders (outputs are never inputs; see
+        :func:`is_eval_run_folder`). Without it they are passed over silently. A non-regular file named
+        explicitly is returned; :func:`load_audio` refuses it without opening it.
 
     Returns
     -------
@@ -361,7 +454,7 @@ def find_audio(source, demo_split: str = "eval"):
     if isinstance(source, (list, tuple)):
         out = []
         for item in source:
-            out.extend(find_audio(item, demo_split))
+            out.extend(find_audio(item, demo_split, skipped=skipped))
         return sorted(dict.fromkeys(out))
     if isinstance(source, str) and source == "demo":
         from .assets import demo_dir
@@ -375,10 +468,10 @@ def find_audio(source, demo_split: str = "eval"):
     if not path.exists():
         raise FileNotFoundError(f"audio path not found: {path} (give a file, a folder, or 'demo')")
     if path.is_file() and path.suffix.lower() in LIST_EXTENSIONS:
-        return _read_audio_list(path, demo_split)
+        return _read_audio_list(path, demo_split, skipped)
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
-        if not files:
+        files = _walk_audio(path, skipped)
+        if not files and not (skipped and any(Path(p).is_relative_to(path) for p, _ in skipped)):
             raise ValueError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) in folder {path}")
         return files
     if path.suffix.lower() not in AUDIO_EXTENSIONS:
@@ -404,7 +497,7 @@ def write_audio_list(list_file, paths) -> Path:
     return list_file
 
 
-def _read_audio_list(list_file: Path, demo_split: str) -> list[Path]:
+def _read_audio_list(list_file: Path, demo_split: str, skipped: list | None = None) -> list[Path]:
     """Files named by a ``.lst`` list file (see :func:`find_audio`).
 
     One entry per line (``\\n``-separated); blank lines and ``#`` comments are skipped; an entry starting with
@@ -430,7 +523,7 @@ def _read_audio_list(list_file: Path, demo_split: str) -> list[Path]:
             raise ValueError(f"{list_file.name} line {lineno}: list files cannot name other list files ({entry})")
         if not item.exists():
             raise FileNotFoundError(f"{list_file.name} line {lineno}: audio path not found: {item}")
-        out.extend(find_audio(item, demo_split))
+        out.extend(find_audio(item, demo_split, skipped=skipped))
     if not out:
         raise ValueError(f"list file {list_file} names no audio files")
     return sorted(dict.fromkeys(out))

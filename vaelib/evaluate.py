@@ -23,12 +23,30 @@ renamed — a part is either complete or absent). A rerun of the same command sk
 so after ``kill -9`` nothing is lost or duplicated, and the per-clip work does not depend on which other clips
 share its batch (Griffin-Lim's initial phase and the enhancers' seeds are per clip), so the numbers equal an
 uninterrupted run's. A rerun with different parameters is refused (one line); inputs are only read.
+
+Faults and hostile input (:mod:`vaelib.runlock`):
+
+* one writer per run folder: an exclusive lock (``.vaelib.lock``, ``flock``) held while :func:`evaluate` runs; a
+  second process is refused in one line naming the holder's PID; the OS drops the lock of a killed process;
+* inputs are never outputs: ``--out`` inside the folder of any input file or folder is refused whatever the form
+  of ``--audio``, and files inside a vaelib eval run folder are never listed as input;
+* per-clip isolation: any failure of one clip (decoding, non-regular file such as a FIFO — never opened —, round
+  trip, NaN/Inf output, scoring, ``MemoryError``) is a row of ``bad_files`` with a one-line reason;
+* ``path`` holds the absolute path, or ``hex:`` + its bytes when it is not valid UTF-8 (:func:`path_of` gives the
+  file back); ``clip``, ``category`` and reasons show such bytes escaped (``\\xe9``);
+* a part that does not read is moved to ``parts/damaged/`` with a warning and its clips are redone; a disk-full or
+  other OS error ends in one line naming the path and the free space, with temporary files removed; a folder whose
+  ``run.json`` was never completed, or that holds no finished clip yet (e.g. a mistyped ``--model``), is new;
+* excerpts are named by clip (``audio/clip-<clip_id>_<i>.flac``, :func:`clip_id`), so they follow their clip when
+  the ranking changes; excerpts of clips no longer among the worst are removed.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextvars
 import dataclasses
+import functools
 import glob as _glob
 import hashlib
 import json
@@ -43,7 +61,7 @@ from ._util import one_line
 from .categories import category_of
 
 __all__ = ["EvalError", "EvalSettings", "EvalResult", "Evaluator", "evaluate", "parse_enhancer_spec",
-           "add_parser", "LONG_SCORE_S"]
+           "add_parser", "LONG_SCORE_S", "clip_id", "column_path", "path_of"]
 
 #: Clips longer than this (seconds) are scored segment by segment (:mod:`vaelib.longscore`, same values).
 LONG_SCORE_S = 60.0
@@ -216,9 +234,9 @@ class Evaluator:
         from .audio import load_audio
 
         try:
-            return load_audio(item["path"]), None
-        except (OSError, ValueError, RuntimeError, EOFError) as exc:
-            return None, one_line(exc, 300)
+            return load_audio(path_of(item["path"])), None
+        except Exception as exc:  # any failure of one file is that file's (MemoryError included), never the run's
+            return None, _why(exc)
 
     def score(self, item, wave_len, rec) -> list[dict]:
         """Rows of one reconstructed clip (every stage but ``input``)."""
@@ -269,31 +287,112 @@ class Evaluator:
             for j in range(i, i + ahead + 1):
                 want(j)
             wave, reason = loads.pop(i).result() if i in loads else self.load(item)
-            n = 0 if wave is None else wave.shape[0]
+            n, rec = (0, None) if wave is None else (wave.shape[0], None)
             if wave is not None:
                 try:
                     rec = self.reconstruct(wave)
-                except (ValueError, RuntimeError) as exc:
-                    rec, reason = None, f"round trip failed: {one_line(exc, 300)}"
+                    reason = _non_finite(rec)
+                except Exception as exc:  # per-clip isolation: MemoryError, CUDA OOM, a model bug...
+                    rec, reason = None, f"round trip failed: {_why(exc)}"
+                if reason:
+                    rec = None
                 del wave  # the reconstruction holds the normalised copy it needs
             if not n or rec is None:
-                bad.append({"path": item["path"], "clip": item["clip"], "category": item.get("category") or "",
-                            "reason": reason})
+                bad.append(_bad_row(item, reason))
                 continue
             if pool is not None:
-                scores.append(pool.submit(self.score, item, n, rec))
+                scores.append((item, pool.submit(self._score_or_reason, item, n, rec)))
             else:
-                rows.extend(self.score(item, n, rec))
+                scores.append((item, self._score_or_reason(item, n, rec)))
             del rec
-        for fut in scores:
-            rows.extend(fut.result())
+        for item, got in scores:
+            got_rows, reason = got.result() if pool is not None else got
+            if reason:
+                bad.append(_bad_row(item, reason))
+            rows.extend(got_rows)
         return rows, bad
+
+    def _score_or_reason(self, item, wave_len, rec) -> tuple[list[dict], str | None]:
+        """``(rows, None)``, or ``([], reason)`` when scoring this clip failed."""
+        try:
+            return self.score(item, wave_len, rec), None
+        except Exception as exc:
+            return [], f"scoring failed: {_why(exc)}"
+
+
+def _why(exc: BaseException) -> str:
+    """One line (cut to 300 characters) saying why a clip failed; shown escaped if it holds undecodable names."""
+    if isinstance(exc, MemoryError):
+        return ("out of memory (MemoryError) decoding or processing this file; split it into shorter files or use a "
+                "machine with more memory")
+    text = one_line(exc, 300) or type(exc).__name__
+    if not isinstance(exc, (ValueError, OSError, EOFError)):
+        text = f"{type(exc).__name__}: {text}"
+    return _shown(text)
+
+
+def _non_finite(rec) -> str | None:
+    """A reason when a stage's mel or waveform holds NaN/Inf (e.g. a VAE config with ``scaling_factor`` 0)."""
+    import numpy as np
+
+    broken = [name for name, st in rec.stages.items() if name != "input" and not (
+        np.isfinite(st.mel).all() and (st.wave is None or np.isfinite(st.wave).all()))]
+    if broken:
+        return (f"the model's output holds NaN/Inf (stage {', '.join(broken)}); check the model (its config, e.g. "
+                "scaling_factor, and weights)")
+    return None
+
+
+def _bad_row(item, reason) -> dict:
+    return {"path": item["path"], "clip": item["clip"], "category": item.get("category") or "",
+            "reason": _shown(one_line(reason or "unknown failure", 400))}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# file names: stored losslessly, shown escaped
+# ----------------------------------------------------------------------------------------------------------
+_HEX = "hex:"
+
+
+def _shown(text) -> str:
+    """``text`` with bytes that are not valid UTF-8 (surrogate escapes from the OS) written as ``\\xNN``."""
+    from .runlock import _shown as shown
+
+    return shown(text)
+
+
+def column_path(path) -> str:
+    """The ``path`` column's value for a file: its absolute path, or, when that is not valid UTF-8 (a file name in
+    another encoding), ``"hex:"`` + the path's bytes in hex — lossless, and never confused with a real path (which
+    starts with ``/``). :func:`path_of` is the inverse."""
+    s = str(path)
+    try:
+        s.encode("utf-8")
+        return s
+    except UnicodeEncodeError:
+        return _HEX + os.fsencode(s).hex()
+
+
+def path_of(value: str) -> Path:
+    """The file that a ``path`` column value names (the inverse of :func:`column_path`)."""
+    if value.startswith(_HEX):
+        return Path(os.fsdecode(bytes.fromhex(value[len(_HEX):])))
+    return Path(value)
 
 
 # ----------------------------------------------------------------------------------------------------------
 # corpus listing
 # ----------------------------------------------------------------------------------------------------------
+class _Files(list):
+    """The listed files, plus ``notes``: lines saying what was left out."""
+
+    notes: list
+
+
 def _list_files(audio) -> list[Path]:
+    """The files of ``--audio``, resolved. Non-regular files (FIFOs, devices) are listed too — they become bad files
+    with a reason and are never opened; files inside a vaelib eval run folder (its excerpts) are left out, said in
+    the result's ``notes``: outputs are never inputs."""
     from .audio import find_audio
 
     sources = audio if isinstance(audio, (list, tuple)) else [audio]
@@ -307,10 +406,46 @@ def _list_files(audio) -> list[Path]:
             expanded.extend(hits)
         else:
             expanded.append(src)
+    skipped: list = []
     try:
-        return [Path(p).resolve() for p in find_audio(expanded)]
+        files = [Path(p).resolve() for p in find_audio(expanded, skipped=skipped)]
     except (FileNotFoundError, ValueError) as exc:
         raise EvalError(one_line(exc)) from None
+    files += [Path(p).resolve() for p, _ in skipped if not Path(p).is_dir()]  # FIFOs etc.: bad files, with a reason
+    runs: dict = {}
+    kept = [p for p in files if not _in_run_folder(p, runs)]
+    left_out = [str(d) for d, is_run in runs.items() if is_run]
+    left_out += [str(p) for p, _ in skipped if Path(p).is_dir()]
+    if files and not kept:
+        where = _shown(", ".join(left_out))[:200]
+        raise EvalError(f"every file of --audio lies inside vaelib eval run folders ({where}); their excerpts are "
+                        "outputs, never inputs — name the corpus itself")
+    result = _Files(sorted(dict.fromkeys(kept)))
+    result.notes = []
+    if len(kept) < len(files) or left_out:
+        where = _shown(", ".join(sorted(set(left_out))))[:300]
+        result.notes.append(f"  left out {len(files) - len(kept)} files inside vaelib eval run folders (outputs are "
+                            f"never inputs): {where}")
+    return result
+
+
+def _stored(items: list[dict]) -> list[dict]:
+    """Items as the tables store them: ``path`` lossless (:func:`column_path`), ``clip`` and ``category`` with
+    undecodable bytes escaped — every string valid UTF-8, so Arrow, CSV and JSON take it."""
+    return [{**it, "path": column_path(it["path"]), "clip": _shown(it["clip"]), "category": _shown(it["category"])}
+            for it in items]
+
+
+def _in_run_folder(path: Path, cache: dict) -> bool:
+    """Whether ``path`` lies inside a vaelib eval run folder (a folder holding ``run.json`` and ``parts/``)."""
+    from .audio import is_eval_run_folder
+
+    for folder in path.parents:
+        if folder not in cache:
+            cache[folder] = is_eval_run_folder(folder)
+        if cache[folder]:
+            return True
+    return False
 
 
 def _items(files: list[Path]) -> list[dict]:
@@ -332,19 +467,105 @@ def _items(files: list[Path]) -> list[dict]:
 # the run folder
 # ----------------------------------------------------------------------------------------------------------
 def _atomic_write(path: Path, write) -> None:
-    """Write via ``write(tmp_path)`` to a temporary name, fsync, then rename over ``path``."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    """Write via ``write(tmp_path)`` to a temporary name, fsync, then rename over ``path``
+    (:func:`vaelib.runlock.atomic_write`); an OS error (disk full...) is one line naming the path and the free space,
+    with the temporary file removed."""
+    from .runlock import StorageError, atomic_write
+
     try:
-        write(tmp)
-        fd = os.open(tmp, os.O_RDONLY)
+        atomic_write(path, write)
+    except StorageError as exc:
+        raise EvalError(f"{exc.strerror}; finished batches are kept — rerun the same command to resume") from None
+
+
+#: Run-folder locks held by the current :func:`evaluate` call (released when it returns or raises).
+_HELD: contextvars.ContextVar = contextvars.ContextVar("vaelib_eval_locks", default=None)
+LOCK_FILE = ".vaelib.lock"
+
+
+def _releases_locks(fn):
+    """Decorator: the run-folder locks :func:`_lock_out` takes during ``fn`` are released when it returns or
+    raises (the OS releases them when the process dies, ``kill -9`` included). It also makes ``fn``'s ``echo``
+    show undecodable bytes of paths escaped (a terminal may refuse them)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        echo = kwargs.get("echo", print)
+        kwargs["echo"] = lambda text: echo(_shown(text))
+        held: list = []
+        token = _HELD.set(held)
         try:
-            os.fsync(fd)
+            return fn(*args, **kwargs)
         finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+            _HELD.reset(token)
+            for lock in held:
+                lock.release()
+
+    return wrapper
+
+
+def _own_leftovers(out: Path) -> bool:
+    """Whether ``out`` holds only what an eval that never completed its ``run.json`` leaves: the lock file, an empty
+    ``parts/`` (or one with temporary files only), temporary files."""
+    for p in out.iterdir():
+        if p.name == LOCK_FILE or (p.name.startswith(".") and p.name.endswith(".tmp")):
+            continue
+        if p.name == "parts" and p.is_dir() and all(q.name.startswith(".") and q.name.endswith(".tmp")
+                                                    for q in p.iterdir()):
+            continue
+        return False
+    return True
+
+
+def _lock_out(out: Path) -> None:
+    """Create ``out`` if needed and take its lock (one writer per run folder), or refuse in one line."""
+    from .runlock import FolderLocked, StorageError, lock_folder
+
+    if out.exists() and not out.is_dir():
+        raise EvalError(f"refusing to write into {out}: it is a file, not a run folder; choose a new --out")
+    if out.is_dir() and not (out / RUN_FILE).is_file() and not _own_leftovers(out):
+        raise EvalError(f"refusing to write into {out}: it exists and is not a vaelib eval run folder (no "
+                        f"{RUN_FILE}); choose a new --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        from .runlock import storage_error
+
+        raise EvalError(storage_error(out, exc, "create the folder").strerror) from None
+    try:
+        lock = lock_folder(out, name=LOCK_FILE, what="eval run folder")
+    except (FolderLocked, StorageError) as exc:
+        raise EvalError(str(exc) if isinstance(exc, FolderLocked) else exc.strerror) from None
+    held = _HELD.get()
+    if held is not None:
+        held.append(lock)
+    else:  # called outside evaluate(): held until the process ends
+        _ORPHAN_LOCKS.append(lock)
+
+
+_ORPHAN_LOCKS: list = []
+
+
+def _refuse_out_inside_inputs(out: Path, inputs: list[Path], files: list[Path]) -> None:
+    """Inputs are never outputs: ``--out`` may not lie in (or be) the folder of any input file or input folder,
+    whatever the form of ``--audio`` (folder, file, glob, ``.lst``)."""
+    around = {out, *out.parents}
+    for p in inputs:
+        if "**" in p.parts and not p.exists():  # a recursive glob: its whole base folder is input
+            base = []
+            for part in p.parts:
+                if any(c in part for c in "*?["):
+                    break
+                base.append(part)
+            p = Path(*base)
+        if p.is_dir() and p in around:
+            raise EvalError(f"--out {_shown(out)} lies inside the input folder {_shown(p)}; choose an output folder "
+                            "outside it (inputs are never written)")
+    for f in files:
+        if f.parent in around:
+            raise EvalError(f"--out {_shown(out)} lies inside {_shown(f.parent)}, the folder of the input file "
+                            f"{_shown(f.name)}; choose an output folder outside every input folder (inputs are never "
+                            "written, and a rerun would score its own excerpts)")
 
 
 def _write_table(rows: list[dict], path: Path) -> None:
@@ -352,14 +573,27 @@ def _write_table(rows: list[dict], path: Path) -> None:
     import pyarrow.parquet as pq
 
     table = pa.Table.from_pylist(rows)
-    _atomic_write(path, lambda p: pq.write_table(table, str(p)))
+    _atomic_write(path, lambda p: _with_file(p, "wb", lambda fh: pq.write_table(table, fh)))
+
+
+def _with_file(p: Path, mode: str, use):
+    """``use(open file)``: Python opens any name (a folder name that is not UTF-8 included), Arrow gets a handle."""
+    with open(p, mode) as fh:
+        return use(fh)
 
 
 def _read_parts(folder: Path, kind: str):
     import pandas as pd
     import pyarrow.parquet as pq
 
-    frames = [pq.read_table(str(p)).to_pandas() for p in sorted(folder.glob(f"{kind}-*.parquet"))]
+    def read(p):
+        try:
+            return _with_file(p, "rb", pq.read_table).to_pandas()
+        except Exception as exc:  # damaged since the start of this run: the next run moves it aside
+            raise EvalError(f"part {p} does not read ({one_line(exc, 150)}); rerun the same command: it is moved "
+                            "to parts/damaged/ and its clips are redone") from None
+
+    frames = [read(p) for p in sorted(folder.glob(f"{kind}-*.parquet"))]
     frames = [f for f in frames if len(f)]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
@@ -372,37 +606,84 @@ def _prepare_out(out: Path, identity: dict, inputs: list[Path]) -> dict:
             raise EvalError(f"--out {out} lies inside the input folder {p}; choose an output folder outside it "
                             "(inputs are never written)")
     run_file = out / RUN_FILE
+    worked = _has_work(out)
     if run_file.is_file():
         try:
             old = json.loads(run_file.read_text())
+            if not isinstance(old, dict) or "hash" not in old:
+                raise ValueError("not a run description")
         except (OSError, ValueError):
-            raise EvalError(f"{run_file} is unreadable; choose a new --out") from None
-        if old.get("hash") != run_hash:
+            if worked:
+                raise EvalError(f"{run_file} is unreadable; choose a new --out") from None
+            old = None  # never completed, and nothing done yet: a new run
+        if old is not None and old.get("hash") != run_hash and not worked:
+            old = None  # e.g. a mistyped --model that failed before the first clip: nothing to keep, start anew
+        if old is None:
+            pass
+        elif old.get("hash") != run_hash:
             differ = sorted(k for k in set(identity) | set(old.get("params", {}))
                             if identity.get(k) != old.get("params", {}).get(k))
             raise EvalError(f"{out} holds an eval run with other parameters (differs in: {', '.join(differ)}); "
                             "rerun with the same parameters to resume, or choose a new --out")
-        return old
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        else:
+            return old
+    elif out.exists() and (not out.is_dir() or not _own_leftovers(out)):
         raise EvalError(f"refusing to write into {out}: it exists and is not a vaelib eval run folder (no "
                         f"{RUN_FILE}); choose a new --out")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "parts").mkdir(exist_ok=True)
     run = {"format": _FORMAT, "hash": run_hash, "params": identity,
            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     _atomic_write(run_file, lambda p: p.write_text(json.dumps(run, indent=2, sort_keys=True)))
+    try:  # after run.json: a folder with parts/ always has a complete run.json
+        (out / "parts").mkdir(exist_ok=True)
+    except OSError as exc:
+        from .runlock import storage_error
+
+        raise EvalError(storage_error(out / "parts", exc, "create the folder").strerror) from None
     return run
 
 
-def _done_paths(parts: Path) -> set[str]:
-    import pyarrow.parquet as pq
+def _has_work(out: Path) -> bool:
+    """Whether the folder holds finished work (a part or a results table) that a new run.json would orphan."""
+    parts = out / "parts"
+    return (out / "results.parquet").exists() or (parts.is_dir() and any(parts.glob("*.parquet")))
 
+
+def _done_paths(parts: Path, echo=None) -> set[str]:
+    """Paths of the clips already in a part. A part that does not read whole (truncated, corrupted, foreign) is
+    moved to ``parts/damaged/`` with a warning, so its clips are redone; interrupted writes are removed."""
     done = set()
-    for p in parts.glob("*.parquet"):
-        done.update(pq.read_table(str(p), columns=["path"]).column("path").to_pylist())
+    for p in sorted(parts.glob("*.parquet")):
+        paths, why = _read_part(p)
+        if why is None:
+            done.update(paths)
+            continue
+        damaged = parts / "damaged"
+        try:
+            damaged.mkdir(exist_ok=True)
+            os.replace(p, damaged / p.name)
+        except OSError as exc:
+            raise EvalError(f"part {p} does not read ({why}) and cannot be moved aside ({one_line(exc, 100)}); "
+                            "remove it and rerun") from None
+        (echo or print)(f"warning: part {p.name} does not read ({why}); moved to {damaged}, its clips are redone")
     for tmp in parts.glob(".*.tmp"):  # a part interrupted while being written: never renamed, so not counted
         tmp.unlink(missing_ok=True)
     return done
+
+
+def _read_part(p: Path) -> tuple[list, str | None]:
+    """``(paths, None)`` for a part that reads whole, else ``([], reason)``."""
+    import pyarrow.parquet as pq
+
+    try:
+        table = _with_file(p, "rb", pq.read_table)
+        need = {"path", "stage"} if p.name.startswith("rows-") else {"path", "reason"}
+        missing = need - set(table.column_names)
+        if missing:
+            return [], f"no {', '.join(sorted(missing))} column"
+        return table.column("path").to_pylist(), None
+    except Exception as exc:  # ArrowInvalid, OSError, thrift errors: the file is not a whole part
+        return [], one_line(exc, 150) or type(exc).__name__
 
 
 class _Journal:
@@ -546,6 +827,12 @@ def _finish(out: Path, run: dict, seconds: float, new_paths: set, ev, settings, 
     parts = out / "parts"
     df = _read_parts(parts, "rows")
     bad = _read_parts(parts, "bad")
+    if len(df):  # one row per (clip, stage) even in a folder an older vaelib let two processes write
+        df = df.drop_duplicates(["path", "stage"], keep="first")
+    if len(bad):
+        bad = bad.drop_duplicates("path", keep="first")
+        if len(df):
+            bad = bad[~bad["path"].isin(set(df["path"]))]
     if len(df):
         order = {s: i for i, s in enumerate(_stage_order(df))}
         df = df.assign(_o=df["stage"].map(order)).sort_values(["clip", "path", "_o"], kind="stable")
@@ -557,9 +844,9 @@ def _finish(out: Path, run: dict, seconds: float, new_paths: set, ev, settings, 
     paths = {k: out / v for k, v in (("results", "results.parquet"), ("results_csv", "results.csv"),
                                       ("bad_files", "bad_files.parquet"), ("bad_csv", "bad_files.csv"),
                                       ("summary", "summary.json"))}
-    _atomic_write(paths["results"], lambda p: df.to_parquet(p, index=False))
+    _atomic_write(paths["results"], lambda p: _with_file(p, "wb", lambda fh: df.to_parquet(fh, index=False)))
     _atomic_write(paths["results_csv"], lambda p: df.to_csv(p, index=False))
-    _atomic_write(paths["bad_files"], lambda p: bad.to_parquet(p, index=False))
+    _atomic_write(paths["bad_files"], lambda p: _with_file(p, "wb", lambda fh: bad.to_parquet(fh, index=False)))
     _atomic_write(paths["bad_csv"], lambda p: bad.to_csv(p, index=False))
     n_clips = int(df["path"].nunique()) if len(df) else 0
     per_file = (df.drop_duplicates("path").set_index("path")["duration_s"] if len(df)
@@ -641,33 +928,73 @@ def _clean(v):
     return v
 
 
+def clip_id(path_value: str) -> str:
+    """A clip's stable id: the first 12 hex digits of SHA-256 of its ``path`` column value (names its excerpts)."""
+    return hashlib.sha256(path_value.encode("utf-8")).hexdigest()[:12]
+
+
+def _write_excerpt(p: Path, wave, sr: int) -> None:
+    """Write one excerpt as 16-bit FLAC (as :func:`vaelib.audio.save_audio`), atomically."""
+    import numpy as np
+    import soundfile as sf
+
+    from .audio import _os_path
+
+    data = np.clip(np.asarray(wave, dtype=np.float32).reshape(-1), -1.0, 1.0)
+
+    def write(tmp):
+        try:
+            sf.write(_os_path(tmp), data, sr, subtype="PCM_16", format="FLAC")
+        except RuntimeError as exc:  # libsndfile's errors (a full disk reads "System error.")
+            import errno
+
+            raise OSError(errno.EIO, f"libsndfile could not write it: {one_line(exc, 120)}") from None
+
+    _atomic_write(p, write)
+
+
+def _drop_stale_excerpts(folder: Path, keep: set[str]) -> None:
+    """Remove excerpts of clips no longer among the worst (and those of the old rank-named scheme)."""
+    import re
+
+    if not folder.is_dir():
+        return
+    for p in folder.iterdir():
+        m = re.fullmatch(r"clip-([0-9a-f]{12})_\d+\.flac", p.name)
+        if (m and m.group(1) not in keep) or re.fullmatch(r"worst\d+_\d+\.flac", p.name) or (
+                p.name.startswith(".") and p.name.endswith(".tmp")):
+            p.unlink(missing_ok=True)
+
+
 def _save_worst(out: Path, df, ev, settings, k: int = WORST_K) -> list[dict]:
     """Audio excerpts of the ``k`` clips with the largest ``dec_mel_lsd_hf`` of the ``vae`` stage (recomputed:
-    ``k`` clips, not the corpus), for the report's players. Existing excerpts are kept."""
-    from .audio import load_audio, save_audio
+    ``k`` clips, not the corpus), for the report's players. Files are named by the clip (``clip-<clip_id>_<i>.flac``,
+    ``i`` the stage's index, ``0`` the input), so when the corpus grows and the ranking changes a file still holds
+    its clip's audio; excerpts of clips that left the worst ``k`` are removed, existing ones of the rest are kept."""
+    from .audio import load_audio
 
     g = df[df["stage"] == "vae"].sort_values(["dec_mel_lsd_hf", "clip"], ascending=[False, True]).head(k)
     folder = out / "audio"
+    _drop_stale_excerpts(folder, {clip_id(p) for p in g["path"]})
     listing = []
     for rank, (_, row) in enumerate(g.iterrows(), start=1):
         files = {}
         stages = list(df[df["path"] == row["path"]]["stage"])
-        names = {s: folder / f"worst{rank:02d}_{i}.flac" for i, s in enumerate(["input", *stages])}
+        cid = clip_id(row["path"])
+        names = {s: folder / f"clip-{cid}_{i}.flac" for i, s in enumerate(["input", *stages])}
         if not all(p.exists() for p in names.values()):
             try:
                 if ev is None:
                     ev = Evaluator(settings)
-                wave = load_audio(row["path"])[: int(EXCERPT_S * 16000) + 16000]
+                wave = load_audio(path_of(row["path"]))[: int(EXCERPT_S * 16000) + 16000]
                 rec = ev.reconstruct(wave)
-            except (OSError, ValueError, RuntimeError):
+            except Exception:  # the clip changed or vanished since it was scored: no players for it
                 continue
             n = int(EXCERPT_S * rec.sr)
             for s, p in names.items():
                 if not p.exists() and rec[s].wave is not None:
                     folder.mkdir(exist_ok=True)
-                    tmp = p.with_name(f".{p.stem}.{uuid.uuid4().hex[:6]}.flac")
-                    save_audio(tmp, rec[s].wave[:n], sr=rec.sr)
-                    os.replace(tmp, p)
+                    _write_excerpt(p, rec[s].wave[:n], rec.sr)
         for s, p in names.items():
             if p.exists():
                 files[s] = p.name
@@ -679,6 +1006,7 @@ def _save_worst(out: Path, df, ev, settings, k: int = WORST_K) -> list[dict]:
 # ----------------------------------------------------------------------------------------------------------
 # entry point
 # ----------------------------------------------------------------------------------------------------------
+@_releases_locks
 def evaluate(audio, *, model: str = "auto", vocoder: str = "auto", enhancers=None, out=None, device: str = "auto",
              dtype: str = "float32", batch_size: int = 8, workers: int = 0, engine: str = "local", seed: int = 0,
              window: int = 1024, overlap: int = 128, fade: int = 64, griffinlim_iters: int = 32,
@@ -763,9 +1091,13 @@ def evaluate(audio, *, model: str = "auto", vocoder: str = "auto", enhancers=Non
     out = out.expanduser().resolve()
     inputs = [Path(a).expanduser().resolve() for a in (audio if isinstance(audio, (list, tuple)) else [audio])
               if a != "demo"]
+    _refuse_out_inside_inputs(out, inputs, files)
+    _lock_out(out)  # one writer per run folder: a second process is refused, naming this one's PID
     run = _prepare_out(out, identity, inputs)
-    items = _items(files)
-    done = _done_paths(out / "parts")
+    for note in getattr(files, "notes", []):
+        echo(note)
+    items = _stored(_items(files))
+    done = _done_paths(out / "parts", echo)
     todo = [it for it in items if it["path"] not in done]
     run_cols = {"run_hash": run["hash"], "model": choice.vae, "vocoder": choice.vocoder, "device": settings.device,
                 "dtype": dtype, "enhancers": ",".join(settings.enhancers), "seed": int(seed),

@@ -17,7 +17,9 @@ Only safetensors weights are loaded: pickle files (``.bin``/``.ckpt``) can execu
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+import math
 import os
 from pathlib import Path
 
@@ -40,6 +42,7 @@ __all__ = [
     "check_device",
     "looks_like_repo_id",
     "VOCODER_NAMES",
+    "vae_kind",
 ]
 
 log = logging.getLogger(__name__)
@@ -104,10 +107,56 @@ class ModelChoice:
     reason: str
 
     def describe(self) -> str:
-        """One line naming model and vocoder, repeated in every report header."""
-        vae = "bundled tiny VAE (vaelib, not AudioLDM2)" if self.bundled else f"AudioLDM2 VAE from {self.vae}"
+        """One line naming model and vocoder, repeated in every report header.
+
+        Says what the VAE is: the bundled tiny VAE, an AudioLDM2 VAE (a ``cvssp/audioldm2*`` repo), or for any other
+        source its path and its config's sizes (:func:`vae_kind`) — a local folder is not called AudioLDM2.
+        """
+        vae = "bundled tiny VAE (vaelib, not AudioLDM2)" if self.bundled else vae_kind(self.vae)
         voc = "Griffin-Lim (torch, no weights)" if self.vocoder == "griffinlim" else f"HiFi-GAN from {self.vocoder}"
         return f"model: {vae}; vocoder: {voc} — {self.reason}"
+
+
+def _shown_value(v) -> str:
+    """A config value for a one-line description: numbers and lists of numbers as they are, anything else '?'."""
+    if isinstance(v, bool):
+        return "?"
+    if isinstance(v, (int, float)):
+        return f"{v:g}" if isinstance(v, float) else str(v)
+    if isinstance(v, (list, tuple)) and len(v) <= 16 and all(isinstance(x, int) and not isinstance(x, bool)
+                                                             for x in v):
+        return "[" + ", ".join(str(x) for x in v) + "]"
+    return "?"
+
+
+def vae_kind(source: str, bundled: bool = False) -> str:
+    """What a VAE source is, in words, for headers: never claims AudioLDM2 for a folder it cannot vouch for.
+
+    * bundled: ``"bundled tiny VAE (vaelib, not AudioLDM2)"``;
+    * one of :data:`AUDIOLDM2_REPOS`: ``"AudioLDM2 VAE from cvssp/audioldm2"``;
+    * a local folder: ``"VAE from local folder <path> (AutoencoderKL config: latent_channels 8, block_out_channels
+      [8, 16, 16], scaling_factor 0.5)"`` (or ``"config unreadable"``);
+    * another repo id: ``"VAE from Hugging Face repo <id>"``.
+    """
+    if bundled:
+        return "bundled tiny VAE (vaelib, not AudioLDM2)"
+    if source in AUDIOLDM2_REPOS:
+        return f"AudioLDM2 VAE from {source}"
+    folder = Path(source).expanduser()
+    if folder.is_dir():
+        cfg_path = folder / "vae" / "config.json"
+        if not cfg_path.is_file():
+            cfg_path = folder / "config.json"
+        try:
+            cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+            if not isinstance(cfg, dict):
+                raise ValueError
+        except (OSError, ValueError):
+            return f"VAE from local folder {folder} (config unreadable)"
+        sizes = ", ".join(f"{k} {_shown_value(cfg.get(k))}" for k in ("latent_channels", "block_out_channels",
+                                                                       "scaling_factor"))
+        return f"VAE from local folder {folder} (AutoencoderKL config: {sizes})"
+    return f"VAE from Hugging Face repo {source}"
 
 
 def looks_like_repo_id(source: str) -> bool:
@@ -258,15 +307,129 @@ def _local_folder(folder: Path, subfolder: str) -> tuple[Path, str | None]:
             f"(with {subfolder}/) or the {subfolder} folder itself"
         )
     weights_dir = root / sub if sub else root
-    if not list(weights_dir.glob("*.safetensors")):
+    expected = _SAFETENSORS[subfolder]
+    if not ((weights_dir / expected).is_file() or (weights_dir / f"{expected}.index.json").is_file()):
         pickles = [p.name for p in weights_dir.iterdir() if p.suffix in _PICKLE_SUFFIXES]
         if pickles:
             raise ModelLoadError(
                 f"refusing to load pickle weights {pickles} in {weights_dir}: unpickling can execute arbitrary code; "
                 "convert them to safetensors (e.g. diffusers' save_pretrained(safe_serialization=True))"
             )
-        raise ModelLoadError(f"no .safetensors weights in {weights_dir}")
+        others = sorted(p.name for p in weights_dir.glob("*.safetensors"))
+        found = f" (found {', '.join(others)[:120]}: rename the right one)" if others else ""
+        raise ModelLoadError(f"no {expected} in {weights_dir}{found}; a {subfolder} folder holds config.json and "
+                             f"{expected}")
+    check_config(weights_dir / "config.json", subfolder)
     return root, sub
+
+
+#: Bounds of a plausible config (a typo or a hostile file must not allocate terabytes or run for hours).
+_MAX_CHANNELS = 4096
+_MAX_PARAMS = 2_000_000_000
+
+
+def _int_in(cfg, key, lo, hi, problems, default=None):
+    v = cfg.get(key, default)
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        problems.append(f"{key} must be an integer in [{lo}, {hi}] (got {_shown_value(v) if v is not None else v})")
+        return None
+    return v
+
+
+def _int_list(cfg, key, lo, hi, n_max, problems):
+    v = cfg.get(key)
+    if (not isinstance(v, list) or not 1 <= len(v) <= n_max
+            or any(isinstance(x, bool) or not isinstance(x, int) or not lo <= x <= hi for x in v)):
+        problems.append(f"{key} must be a list of 1 to {n_max} integers in [{lo}, {hi}] (got {_shown_value(v)})")
+        return None
+    return v
+
+
+def check_config(path: Path, subfolder: str) -> dict:
+    """Read a model folder's ``config.json`` and refuse, in one line, what would only fail deep inside diffusers /
+    transformers or allocate absurd sizes: not JSON, not an object, sizes out of range, a layout vaelib's front
+    end cannot feed (VAE: 1 input channel, 4x down-sampling; vocoder: 64 mel bins in, 160 samples per frame out)."""
+    try:
+        cfg = json.loads(Path(path).read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ModelLoadError(f"{path} is not UTF-8 text; restore the model's config.json") from None
+    except json.JSONDecodeError as exc:
+        raise ModelLoadError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); restore "
+                             "the model's config.json") from None
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read {path}: {exc.strerror}") from None
+    if not isinstance(cfg, dict):
+        raise ModelLoadError(f"{path} must hold a JSON object (got {type(cfg).__name__}); restore the model's "
+                             "config.json")
+    problems: list[str] = []
+    if subfolder == "vae":
+        for key in ("in_channels", "out_channels"):
+            if cfg.get(key, 3) != 1:
+                problems.append(f"{key} must be 1 for a mel VAE (got {_shown_value(cfg.get(key, 3))})")
+        _int_in(cfg, "latent_channels", 1, 256, problems, default=4)
+        layers = _int_in(cfg, "layers_per_block", 1, 16, problems, default=1)
+        blocks = _int_list(cfg, "block_out_channels", 1, _MAX_CHANNELS, 8, problems)
+        groups = _int_in(cfg, "norm_num_groups", 1, _MAX_CHANNELS, problems, default=32)
+        if blocks and groups and any(c % groups for c in blocks):
+            problems.append(f"norm_num_groups {groups} must divide every block_out_channels {_shown_value(blocks)}")
+        if blocks and 2 ** (len(blocks) - 1) != MelConfig().time_multiple:
+            problems.append(f"{len(blocks)} blocks down-sample by {2 ** (len(blocks) - 1)}, but vaelib's front end "
+                            f"pads mels to multiples of {MelConfig().time_multiple} (AudioLDM2's VAE has 3 blocks)")
+        if blocks and layers:  # convolutions of 3x3 dominate: ~ (encoder + decoder) resnets x 2 convs x 9 c^2
+            est = sum((2 * layers + 1) * 2 * 9 * c * c for c in blocks)
+            if est > _MAX_PARAMS:
+                problems.append(f"these sizes mean about {est / 1e9:.0f} G parameters (more than "
+                                f"{_MAX_PARAMS / 1e9:.0f} G)")
+        sf = cfg.get("scaling_factor", 0.18215)
+        if isinstance(sf, bool) or not isinstance(sf, (int, float)) or not math.isfinite(sf) or sf <= 0:
+            problems.append(f"scaling_factor must be a finite positive number (got {_shown_value(sf)}): latents are "
+                            "divided by it")
+    elif subfolder == "vocoder":
+        if cfg.get("model_in_dim", 80) != MelConfig().n_mels:
+            got = _shown_value(cfg.get("model_in_dim", 80))
+            problems.append(f"model_in_dim must be {MelConfig().n_mels} mel bins (got {got})")
+        rates = _int_list(cfg, "upsample_rates", 1, 64, 8, problems)
+        if rates and math.prod(rates) != MelConfig().hop_length:
+            problems.append(f"upsample_rates {_shown_value(rates)} multiply to {math.prod(rates)}, but one mel frame "
+                            f"is {MelConfig().hop_length} samples")
+        kernels = _int_list(cfg, "upsample_kernel_sizes", 1, 256, 8, problems)
+        if rates and kernels and len(rates) != len(kernels):
+            problems.append("upsample_rates and upsample_kernel_sizes must have the same length")
+        _int_in(cfg, "upsample_initial_channel", 1, _MAX_CHANNELS, problems, default=512)
+        _int_list(cfg, "resblock_kernel_sizes", 1, 64, 8, problems)
+        if cfg.get("sampling_rate", 16000) != MelConfig().sr:
+            problems.append(f"sampling_rate must be {MelConfig().sr} (got {_shown_value(cfg.get('sampling_rate'))})")
+    if problems:
+        raise ModelLoadError(f"{path}: {'; '.join(problems)}; this is not a {subfolder} vaelib can use — fix or "
+                             "replace the config")
+    return cfg
+
+
+def _checked_load(cls, where: Path, *args, **kwargs):
+    """``cls.from_pretrained(*args, **kwargs)`` with every failure (corrupt weights, weights of another architecture)
+    as one line, and weights that leave parameters uninitialised or unused refused (diffusers would only warn and
+    keep random values)."""
+    try:
+        model, info = cls.from_pretrained(*args, output_loading_info=True, **kwargs)
+    except MemoryError:
+        raise ModelLoadError(f"out of memory loading the model in {where}; its config asks for more than this "
+                             "machine has") from None
+    except Exception as exc:  # diffusers / transformers / safetensors raise many types, with pages of text
+        text = " ".join(str(exc).split())
+        hint = ("its weights do not match its config.json (another architecture?)" if any(
+            w in text for w in ("size mismatch", "shape", "Cannot load", "copying a param")) else "it does not load")
+        raise ModelLoadError(f"cannot load the model in {where}: {hint} ({text[:200] or type(exc).__name__}); "
+                             "use the config.json and weights saved together") from None
+    missing = list(info.get("missing_keys") or [])
+    unexpected = list(info.get("unexpected_keys") or [])
+    mismatched = list(info.get("mismatched_keys") or [])
+    if missing or unexpected or mismatched:
+        groups = (("missing", missing), ("unexpected", unexpected), ("of another shape", mismatched))
+        what = "; ".join(f"{len(v)} {k}: {', '.join(str(x) for x in v[:3])[:100]}{' ...' if len(v) > 3 else ''}"
+                         for k, v in groups if v)
+        raise ModelLoadError(f"the weights in {where} do not match its config.json ({what}); use the config.json and "
+                             "weights saved together")
+    return model
 
 
 def _from_pretrained(cls, source: str, subfolder: str, **kwargs):
@@ -277,15 +440,17 @@ def _from_pretrained(cls, source: str, subfolder: str, **kwargs):
             raise ModelLoadError(f"model source {folder} is a file; pass the folder that holds {subfolder}/")
         root, sub = _local_folder(folder, subfolder)
         kw = {"subfolder": sub} if sub else {}
-        return cls.from_pretrained(str(root), use_safetensors=True, local_files_only=True, **kw, **kwargs)
+        return _checked_load(cls, root / sub if sub else root, str(root), use_safetensors=True, local_files_only=True,
+                             **kw, **kwargs)
     if not looks_like_repo_id(source):
         raise ModelLoadError(
             f"model source {source!r} is neither an existing folder nor a Hugging Face repo id like 'cvssp/audioldm2'"
         )
     cached = _cached_snapshot(source, subfolder)
     if cached is not None:
-        return cls.from_pretrained(str(cached), subfolder=subfolder, use_safetensors=True, local_files_only=True,
-                                   **kwargs)
+        check_config(cached / subfolder / "config.json", subfolder)
+        return _checked_load(cls, cached / subfolder, str(cached), subfolder=subfolder, use_safetensors=True,
+                             local_files_only=True, **kwargs)
     how = (f"download it on a connected machine (`huggingface-cli download {source} --include '{subfolder}/*'`) "
            f"into the HF cache ({hf_cache_dir()}), or pass a local snapshot folder holding {subfolder}/")
     if _offline():

@@ -134,6 +134,13 @@ def _clip_count(clips, params: dict) -> str:
     return text
 
 
+def _vae_word(source) -> str:
+    """``AudioLDM2 VAE`` only for a cvssp/audioldm2* repo; any other source is named for what is known of it."""
+    from ..models import AUDIOLDM2_REPOS
+
+    return "AudioLDM2 VAE" if source in AUDIOLDM2_REPOS else "AutoencoderKL VAE (not a cvssp/audioldm2 repo)"
+
+
 def header_markdown(title: str, models: Models, params: dict, clips=None, skipped=None) -> str:
     """Markdown header stating model, vocoder, front end, package version and whether the bundled model is used.
 
@@ -155,7 +162,7 @@ def header_markdown(title: str, models: Models, params: dict, clips=None, skippe
     lines = [
         f"# {md_text(title)}",
         "",
-        f"- **model**: {'bundled tiny VAE (vaelib, *not* AudioLDM2)' if bundled else 'AudioLDM2 VAE'} from "
+        f"- **model**: {'bundled tiny VAE (vaelib, *not* AudioLDM2)' if bundled else _vae_word(vae.source)} from "
         f"{md_code(vae.source)} — {n_par / 1e6:.2f} M parameters, scaling_factor {vae.scaling_factor:.6g}",
         f"- **bundled model in use**: {'yes' if bundled else 'no'} ({md_text(choice.reason)})",
         f"- **vocoder**: {voc_line}",
