@@ -57,7 +57,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["ENHANCERS", "PRESETS", "Param", "Enhancer", "apply", "laplacian", "laplacian_freq", "validate_params",
-           "describe", "enhancer_params", "get", "mel_band_mask", "register_restorer", "STAGES"]
+           "describe", "enhancer_params", "get", "mel_band_mask", "register", "register_restorer", "STAGES"]
 
 #: Where an enhancer acts: on the scaled latent (then decoded) or on the decoded log-mel.
 STAGES = ("latent", "mel")
@@ -357,3 +357,14 @@ def register_restorer(name: str, model) -> Enhancer:
     enh = Enhancer(name, fn_, params, False, f"trained restorer ({model.kind})", stage=model.kind, restorer=True)
     ENHANCERS[name] = enh
     return enh
+
+
+def register(enhancer: Enhancer) -> Enhancer:
+    """Add ``enhancer`` to :data:`ENHANCERS` under its name (the hook of :mod:`vaelib.adaptive` and
+    :mod:`vaelib.multiscale`, which import this module, never the other way round). Refuses a name in use."""
+    if enhancer.name in ENHANCERS and ENHANCERS[enhancer.name] is not enhancer:
+        raise ValueError(f"an enhancer named {enhancer.name!r} is already registered")
+    if enhancer.stage not in STAGES:
+        raise ValueError(f"enhancer stage must be one of {', '.join(STAGES)}, got {enhancer.stage!r}")
+    ENHANCERS[enhancer.name] = enhancer
+    return enhancer
