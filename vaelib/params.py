@@ -181,6 +181,7 @@ NOTEBOOKS: dict[str, tuple[str, str]] = {
     "enhance": ("02_latent_enhance", "02 · Latent enhancement"),
     "analysis": ("03_analysis", "03 · Sweeps and the seed report's claims"),
     "learned": ("04_learned_enhance", "04 · Learned high-band restorers vs. simple baselines"),
+    "adaptive": ("05_adaptive", "05 · Adaptive and multi-scale enhancement vs. the per-clip oracle"),
 }
 
 #: Parameters the report runner sets itself (and refuses from the user), with the reason.
@@ -269,6 +270,14 @@ def _learned_specs() -> tuple[Spec, ...]:
     )
 
 
+def _adaptive_specs() -> tuple[Spec, ...]:
+    return (
+        Spec("select", "str", "mel_lsd_hf", "what the fixed, adaptive, multi-scale and oracle settings minimise "
+             "(mel_lsd_hf or mel_l1)", choices=lambda: ["mel_lsd_hf", "mel_l1"]),
+        Spec("batch_size", "int", 4, "latents decoded per VAE call", lo=1),
+    )
+
+
 #: Kind -> function returning the kind's own specs (after the common ones). Built lazily: ranges and choices come
 #: from the enhancer registry.
 SCHEMA: dict[str, Callable[[], tuple[Spec, ...]]] = {
@@ -276,6 +285,7 @@ SCHEMA: dict[str, Callable[[], tuple[Spec, ...]]] = {
     "enhance": _enhance_specs,
     "analysis": _analysis_specs,
     "learned": _learned_specs,
+    "adaptive": _adaptive_specs,
 }
 
 

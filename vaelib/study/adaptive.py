@@ -311,7 +311,8 @@ def _pct(x: float) -> str:
 
 def verdict(table: pd.DataFrame, metric: str = "mel_lsd_hf") -> list[str]:
     """Sentences computed from :func:`summary_table`: per method, how much of the gap between the best fixed
-    setting and the per-clip oracle adaptive and multi-scale close; then the overall answer."""
+    setting and the per-clip oracle adaptive and multi-scale close; then the overall answer (the largest share
+    closed of a gap of at least 1 % of the fixed mean, or that nothing helps)."""
     col = f"mean {metric}"
     out, helped = [], []
     for method in dict.fromkeys(table.index.get_level_values(0)):
@@ -322,7 +323,7 @@ def verdict(table: pd.DataFrame, metric: str = "mel_lsd_hf") -> list[str]:
             out.append(f"{method}: the best fixed setting is already the per-clip oracle on all {n} held-out clips "
                        f"(mean {metric} {fixed:.4f}); there is no gap for adaptive or multi-scale to close.")
             continue
-        parts = []
+        parts, small_gap = [], fixed - oracle < 0.01 * fixed
         for approach in ("adaptive", "adaptive (bundled)", "multi-scale"):
             if approach in t.index:
                 g = float(t.loc[approach, "gap closed %"])
@@ -331,14 +332,17 @@ def verdict(table: pd.DataFrame, metric: str = "mel_lsd_hf") -> list[str]:
                 parts.append(f"{approach} closes {_pct(g)} (mean {float(t.loc[approach, col]):.4f}, better than "
                              f"fixed on {t.loc[approach, 'share better than fixed']:.0%} of clips, worst clip "
                              f"{float(t.loc[approach, 'worst clip vs fixed']):+.4f}{note})")
-                if g > 0:
+                if g > 0 and not small_gap:
                     helped.append((g, method, approach))
+        small = (f" The gap is only {fixed - oracle:.4f} ({(fixed - oracle) / fixed:.1%} of the fixed mean): its "
+                 "percentages are of a difference too small to matter.") if small_gap else ""
         out.append(f"{method}: of the gap between the best fixed setting ({fixed:.4f}) and the per-clip oracle "
-                   f"({oracle:.4f}) in mean {metric} over {n} held-out clips, " + "; ".join(parts) + ".")
+                   f"({oracle:.4f}) in mean {metric} over {n} held-out clips, " + "; ".join(parts) + "." + small)
     if helped:
         g, method, approach = max(helped)
         out.append(f"Best: {approach} {method} closes {g:.0f} % of its gap; held-out clips only "
-                   "(leave-one-clip-out), never fitted and scored on the same clip.")
+                   "(leave-one-clip-out; the bundled rules were fitted on other clips), never fitted and scored on "
+                   "the same clip.")
     else:
         out.append("Neither adaptive nor multi-scale setting beats the best fixed setting on the held-out clips "
                    "for any method (numbers above).")
@@ -348,10 +352,10 @@ def verdict(table: pd.DataFrame, metric: str = "mel_lsd_hf") -> list[str]:
 def summary_numbers(table: pd.DataFrame, metric: str = "mel_lsd_hf") -> dict:
     """Flat numbers for ``metrics.json``: ``<method>_<approach>_<metric>`` means and ``<method>_<approach>_gap``
     (share of the fixed → oracle gap closed, 0–1, NaN when there is no gap). Approach keys: ``vae``, ``fixed``,
-    ``adaptive``, ``adaptive_bundled``, ``multiscale``, ``oracle``."""
+    ``adaptive``, ``adaptive_bundled``, ``multiscale``, ``oracle``; plus ``n_clips``."""
     keys = {"VAE only": "vae", "fixed": "fixed", "adaptive": "adaptive", "adaptive (bundled)": "adaptive_bundled",
             "multi-scale": "multiscale", "oracle": "oracle"}
-    out = {}
+    out = {"n_clips": int(table["n_clips"].max()) if len(table) else 0}
     for (method, approach), r in table.iterrows():
         k = f"{method}_{keys[approach]}"
         out[f"{k}_{metric}"] = float(r[f"mean {metric}"])
