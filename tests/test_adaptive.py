@@ -288,3 +288,35 @@ def test_notebook_05_runs_on_a_tiny_model(tmp_path, tiny_snapshot):
                     for o in c.get("outputs", []))
     assert "of the gap between the best fixed setting" in shown or "no gap" in shown
     assert "adaptive (bundled)" not in set(table.index.get_level_values(1))  # rules fitted for another VAE
+
+
+@pytest.fixture(scope="module")
+def explorer_ctx(tiny_snapshot):
+    from vaelib.widgets import RenderContext
+
+    vae = vaelib.load_vae(str(tiny_snapshot), device="cpu")
+    wave = (0.3 * np.sin(2 * np.pi * 440 * np.arange(8000) / 16000)).astype(np.float32)
+    rec = vaelib.reconstruct(wave, vae, vocode=False)
+    return RenderContext.from_reconstructions({"tone": rec}, vae, None)
+
+
+def test_explorer_renders_the_new_methods(explorer_ctx):
+    from vaelib.widgets import RenderState, build_widgets, render
+
+    ctx = explorer_ctx
+    state = RenderState.from_params("multiscale_frequency", {"gain": 1.2, "gain1": 1.1, "gain2": 1.0})
+    r = render(state, ctx)
+    assert r.params == {"gain": 1.2, "gain1": 1.1, "gain2": 1.0}
+    direct = ctx.vae.decode(apply("multiscale_frequency", ctx.latents[0], r.params))[0, 0].numpy()
+    np.testing.assert_allclose(r.mel, direct, atol=1e-6)
+    # a mel-stage adaptive enhancer acts on the plain decode; weight 0 is the plain VAE exactly
+    r0 = render(RenderState.from_params("adaptive_mel_shelf", {"weight": 0.0}), ctx)
+    assert np.array_equal(r0.mel, ctx.vae_mels[0])
+    w = build_widgets(ctx, RenderState(method="frequency"), show=False)
+    assert {"adaptive_learned", "multiscale_mel_unsharp", "multiscale_frequency"} <= set(w.method.options)
+    w.method.value = "adaptive_mel_shelf"
+    w.extra["weight"].value = 0.5
+    assert w.result.params == {"weight": 0.5} and w.extra["gain1"].layout.display == "none"
+    w.method.value = "multiscale_frequency"
+    w.extra["gain1"].value = 1.05
+    assert w.result.params["gain1"] == 1.05 and w.extra["weight"].layout.display == "none"

@@ -138,10 +138,12 @@ def _device_rule(value) -> str | None:
 
 
 def _methods() -> list[str]:
-    """The latent-stage enhancers (02 explores the latent; mel-stage and learned ones are 04's)."""
+    """The latent-stage enhancers (02 explores the latent; mel-stage and learned ones are 04's), plus the
+    mel-stage adaptive / multi-scale ones (05's methods; the explorer applies them to the plain decode)."""
     from .enhance import ENHANCERS
 
-    return [name for name, e in ENHANCERS.items() if getattr(e, "stage", "latent") == "latent"]
+    return [name for name, e in ENHANCERS.items() if getattr(e, "stage", "latent") == "latent"
+            or name.startswith(("adaptive_", "multiscale_"))]
 
 
 def _enh_param(name: str):
