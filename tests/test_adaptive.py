@@ -320,3 +320,14 @@ def test_explorer_renders_the_new_methods(explorer_ctx):
     w.method.value = "multiscale_frequency"
     w.extra["gain1"].value = 1.05
     assert w.result.params["gain1"] == 1.05 and w.extra["weight"].layout.display == "none"
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_bundled_rule_is_the_fit_of_its_recorded_training_data(name):
+    rule = adaptive.ADAPTIVE[name]
+    m = rule.meta
+    refit = adaptive.fit_rule(rule.method, np.array(m["features"]), np.array(m["targets"]), lo=rule.lo, hi=rule.hi,
+                              seed=m["seed"])
+    assert refit.alpha == rule.alpha and refit.intercept == pytest.approx(rule.intercept, abs=1e-9)
+    np.testing.assert_allclose(refit.coef, rule.coef, rtol=1e-3, atol=1e-6)  # features stored to 6 decimals
+    np.testing.assert_allclose(refit.mean, rule.mean, rtol=1e-5, atol=1e-6)
