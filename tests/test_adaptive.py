@@ -331,3 +331,22 @@ def test_bundled_rule_is_the_fit_of_its_recorded_training_data(name):
     assert refit.alpha == rule.alpha and refit.intercept == pytest.approx(rule.intercept, abs=1e-9)
     np.testing.assert_allclose(refit.coef, rule.coef, rtol=1e-3, atol=1e-6)  # features stored to 6 decimals
     np.testing.assert_allclose(refit.mean, rule.mean, rtol=1e-5, atol=1e-6)
+
+
+def test_vaelib_eval_runs_the_new_enhancers(tmp_path):
+    import soundfile as sf
+
+    from vaelib.evaluate import evaluate
+
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    t = np.arange(16000) / 16000
+    sf.write(audio / "a.wav", (0.3 * np.sin(2 * np.pi * 440 * t) + 0.05 * np.sin(2 * np.pi * 5000 * t))
+             .astype(np.float32), 16000)
+    spec = "adaptive_mel_shelf,adaptive_learned:weight=0.5,multiscale_frequency:gain=1:gain1=1.02:gain2=1"
+    res = evaluate(audio, out=tmp_path / "run", enhancers=spec, model="bundled", vocoder="griffinlim",
+                   griffinlim_iters=4, device="cpu", progress=False, echo=lambda *a, **k: None)
+    df = pd.read_parquet(res.results).set_index("stage")
+    assert {"adaptive_mel_shelf", "adaptive_learned:weight=0.5", "multiscale_frequency:gain=1:gain1=1.02:gain2=1"
+            } <= set(df.index)
+    assert df.loc["adaptive_learned:weight=0.5", "dec_mel_lsd_hf"] != df.loc["vae", "dec_mel_lsd_hf"]
