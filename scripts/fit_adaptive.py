@@ -57,7 +57,8 @@ def _card(rules, check, seed) -> str:
              "Ridge regressions of each method's per-clip oracle setting (lowest high-band mel LSD on the clip's own",
              "input log-mel) on three statistics of what the enhancer receives: the scaled latent (latent-stage",
              "methods: " + ", ".join(FEATURES["latent"]) + ") or the plain VAE's decoded log-mel (mel-stage: "
-             + ", ".join(FEATURES["mel"]) + "). Formulas: `vaelib/adaptive.py`; regenerate with",
+             + ", ".join(FEATURES["mel"][:1]) + ",", ", ".join(FEATURES["mel"][1:])
+             + "). Formulas: `vaelib/adaptive.py`; regenerate with",
              f"`python scripts/fit_adaptive.py --out vaelib/assets/adaptive --seed {seed}` (2 threads).", "",
              "- **fitted for**: the bundled tiny VAE (`vaelib/assets/tiny_vae`), not AudioLDM2; on another VAE the",
              "  rule still runs (its features are generic) but was not fitted for it — refit with",
