@@ -22,12 +22,12 @@ import numpy as np
 import torch
 
 
-def _eval_check(rules, vae, seed):
+def _eval_check(rules, vae, seed, max_clips=None):
     from vaelib.audio import find_audio, load_audio
     from vaelib.study import adaptive as A
     from vaelib.study.session import Clip
 
-    clips = [Clip(p.stem, p, load_audio(p, duration=10.24)) for p in find_audio("demo", "eval")]
+    clips = [Clip(p.stem, p, load_audio(p, duration=10.24)) for p in find_audio("demo", "eval")[:max_clips]]
     items = A.prepare(clips, vae)
     scores = A.score_grid(items, vae, multiscale={}, seed=seed)
     feats = A.clip_features(items)
@@ -53,6 +53,8 @@ def _eval_check(rules, vae, seed):
 def _card(rules, check, seed) -> str:
     from vaelib.adaptive import FEATURES
 
+    n_train = next(iter(rules.values())).meta["n_clips"]
+    n_eval = len(next(iter(check.values()))["predicted"])
     lines = ["# Bundled adaptive rules (vaelib `adaptive_<method>`)", "",
              "Ridge regressions of each method's per-clip oracle setting (lowest high-band mel LSD on the clip's own",
              "input log-mel) on three statistics of what the enhancer receives: the scaled latent (latent-stage",
@@ -63,7 +65,7 @@ def _card(rules, check, seed) -> str:
              "- **fitted for**: the bundled tiny VAE (`vaelib/assets/tiny_vae`), not AudioLDM2; on another VAE the",
              "  rule still runs (its features are generic) but was not fitted for it — refit with",
              "  `vaelib.study.adaptive.fit_rules` on clips you do not score.",
-             "- **training clips**: the 18 demo *train* clips (first 10.24 s); never the eval clips.",
+             f"- **training clips**: the {n_train} demo *train* clips (first 10.24 s); never the eval clips.",
              "- **prediction**: clamped to the fitting grid's range; `weight` blends it with the identity.",
              "",
              "| method | param | fixed (train) | alpha | intercept | standardised weights | oracle targets (train) |",
@@ -74,8 +76,8 @@ def _card(rules, check, seed) -> str:
         w = ", ".join(f"{n} {c:+.4f}" for n, c in zip(r.feature_names, r.coef, strict=True))
         lines.append(f"| {m} | {r.param} | {r.meta['fixed']:g} | {r.alpha:g} | {r.intercept:.4f} | {w} | {targets} |")
     lines += ["", "## Check on the demo eval clips (never used to fit)", "",
-              "Mean high-band mel LSD over the 8 eval clips (lower is better); \"fixed (train)\" is the grid value",
-              "with the lowest mean on the train clips; the oracle needs the original and is the bound.", "",
+              f"Mean high-band mel LSD over the {n_eval} eval clips (lower is better); \"fixed (train)\" is the grid",
+              "value with the lowest mean on the train clips; the oracle needs the original and is the bound.", "",
               "| method | plain VAE | fixed (train) | rule | oracle | rule better than fixed on |",
               "|---|---|---|---|---|---|"]
     for m, c in check.items():
@@ -93,6 +95,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--methods", default="", help="comma-separated subset of the grids' methods (default: all)")
     ap.add_argument("--max-clips", type=int, default=None, help="use at most this many train clips (tests)")
+    ap.add_argument("--max-eval-clips", type=int, default=None, help="check on at most this many eval clips (tests)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     import vaelib
@@ -109,7 +112,7 @@ def main(argv=None) -> int:
     feats = A.clip_features(items)
     rules = A.fit_rules(scores, feats, seed=args.seed,
                         meta={"model": "bundled tiny VAE", "split": "demo train", "threads": args.threads})
-    check = _eval_check(rules, vae, args.seed)
+    check = _eval_check(rules, vae, args.seed, args.max_eval_clips)
     args.out.mkdir(parents=True, exist_ok=True)
     for m, r in rules.items():
         d = r.to_json()
