@@ -272,8 +272,20 @@ def _learned_specs() -> tuple[Spec, ...]:
     )
 
 
+def _method_list_rule(value) -> str | None:
+    from .study.adaptive import GRIDS
+
+    names = [m.strip() for m in str(value).split(",") if m.strip()]
+    bad = [m for m in names if m not in GRIDS]
+    if not names or bad:
+        return f"must be comma-separated names of {', '.join(GRIDS)}"
+    return None
+
+
 def _adaptive_specs() -> tuple[Spec, ...]:
     return (
+        Spec("methods", "str", "frequency,mel_shelf,mel_unsharp,learned",
+             "compared, comma-separated (names of study.adaptive.GRIDS)", check=_method_list_rule),
         Spec("select", "str", "mel_lsd_hf", "what the fixed, adaptive, multi-scale and oracle settings minimise "
              "(mel_lsd_hf or mel_l1)", choices=lambda: ["mel_lsd_hf", "mel_l1"]),
         Spec("batch_size", "int", 4, "latents decoded per VAE call", lo=1),

@@ -35,9 +35,9 @@ from .. import adaptive as _adaptive
 from .. import enhance as _enhance
 from .. import metrics as _metrics
 
-__all__ = ["GRIDS", "MULTISCALE_GRIDS", "level_grid", "APPROACHES", "prepare", "score_grid", "clip_features",
-           "oracle_values", "compare", "fit_rules", "summary_table", "gap_closed", "verdict", "summary_numbers",
-           "evaluate"]
+__all__ = ["GRIDS", "MULTISCALE_GRIDS", "level_grid", "grids_for", "APPROACHES", "prepare", "score_grid",
+           "clip_features", "oracle_values", "compare", "fit_rules", "summary_table", "gap_closed", "verdict",
+           "summary_numbers", "evaluate"]
 
 #: Single-scale grids of each method's main parameter (each holds the identity value: the plain VAE row).
 GRIDS: dict[str, tuple[float, ...]] = {
@@ -69,6 +69,19 @@ MULTISCALE_GRIDS: dict[str, tuple[str, tuple[dict, ...]]] = {
                        level_grid("multiscale_frequency_axis", (0.95, 1.05), (0.98, 1.02))),
     "mel_unsharp": ("multiscale_mel_unsharp", level_grid("multiscale_mel_unsharp", (0.05, 0.1, 0.25), (0.05, 0.1))),
 }
+
+def grids_for(methods, bundled: bool = True) -> tuple[dict, dict]:
+    """``(grids, multiscale)`` of the named methods (a comma-separated string or a list; subsets of :data:`GRIDS`
+    and :data:`MULTISCALE_GRIDS`). ``bundled=False`` drops ``learned``: the bundled restorer was trained for the
+    bundled tiny VAE only."""
+    names = [m.strip() for m in methods.split(",")] if isinstance(methods, str) else list(methods)
+    names = [m for m in names if m]
+    unknown = [m for m in names if m not in GRIDS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {', '.join(unknown)}; accepted: {', '.join(GRIDS)}")
+    names = [m for m in names if bundled or m != "learned"]
+    return {m: GRIDS[m] for m in names}, {m: MULTISCALE_GRIDS[m] for m in names if m in MULTISCALE_GRIDS}
+
 
 #: Approaches in table order.
 APPROACHES = ("VAE only", "fixed", "adaptive", "adaptive (bundled)", "multi-scale", "oracle")
@@ -116,15 +129,15 @@ def evaluate(items: list[dict], vae, specs, batch_size: int = 8, seed: int = 0) 
         elif _enhance.get(method).stage == "mel":
             est = _enhance.apply(method, items[i]["dec"], params, seed=seed)
             out[j] = _score(items[i]["mel"], est, cfg)
-    for k in range(0, len(latent), batch_size):
-        chunk = latent[k:k + batch_size]
-        by_len: dict[int, list] = {}
-        for j, (i, method, params) in chunk:  # clips of different lengths decode separately
-            by_len.setdefault(items[i]["z"].shape[2], []).append((j, i, method, params))
-        for group in by_len.values():
-            zs = torch.cat([_enhance.apply(m, items[i]["z"], p, seed=seed) for _, i, m, p in group])
+    by_len: dict[int, list] = {}  # latents of equal length decode together, batch_size at a time
+    for j, (i, method, params) in latent:
+        by_len.setdefault(items[i]["z"].shape[2], []).append((j, i, method, params))
+    for group in by_len.values():
+        for k in range(0, len(group), batch_size):
+            chunk = group[k:k + batch_size]
+            zs = torch.cat([_enhance.apply(m, items[i]["z"], p, seed=seed) for _, i, m, p in chunk])
             dec = vae.decode(zs).float().cpu()
-            for (j, i, _, _), d in zip(group, dec, strict=True):
+            for (j, i, _, _), d in zip(chunk, dec, strict=True):
                 out[j] = _score(items[i]["mel"], d[None], cfg)
     return out  # type: ignore[return-value]
 
