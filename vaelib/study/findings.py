@@ -99,6 +99,9 @@ def adaptive_findings(summary: dict, metric: str = "mel_lsd_hf") -> list[str]:
         fixed, oracle = _num(summary, f"{m}_fixed_{metric}"), _num(summary, f"{m}_oracle_{metric}")
         if not (math.isfinite(fixed) and math.isfinite(oracle)):
             continue
+        if fixed - oracle < 0.01 * fixed:  # as vaelib.study.adaptive.verdict: too small a gap to share out
+            parts.append(f"{m}: no gap to close (fixed {fmt_num(fixed)}, oracle {fmt_num(oracle)})")
+            continue
         bits = []
         for key, label in (("adaptive", "adaptive"), ("adaptive_bundled", "bundled adaptive rule"),
                            ("multiscale", "multi-scale")):
