@@ -14,6 +14,8 @@ Packages and modules: :mod:`vaelib.audio` (I/O + training-matched front end), :m
 (``vaelib report``: parameter schema, runner, pages, escaping), :mod:`vaelib.tiny_vae` (the bundled VAE's trainer).
 """
 
+# adaptive / multiscale register the adaptive_* and multiscale_* enhancers (they import enhance, never back)
+from . import adaptive, multiscale  # noqa: F401
 from .audio import MelConfig, find_audio, load_audio, normalize, save_audio, wav_to_mel
 from .models import load_vae, load_vocoder, resolve_models
 from .pipeline import reconstruct

@@ -64,7 +64,7 @@ import torch.nn.functional as F
 
 __all__ = ["ENHANCERS", "PRESETS", "Param", "Enhancer", "Spec", "apply", "laplacian", "laplacian_freq",
            "validate_params", "parse", "describe", "enhancer_params", "get", "mel_band_mask", "restorer_enhancer",
-           "restorer_names", "check_restorers", "restorer_fits", "STAGES", "STAGE_NAMES"]
+           "restorer_names", "register", "check_restorers", "restorer_fits", "STAGES", "STAGE_NAMES"]
 
 #: Where an enhancer acts: on the scaled latent (then decoded) or on the decoded log-mel.
 STAGES = ("latent", "mel")
@@ -89,6 +89,10 @@ class Param:
 
 @dataclasses.dataclass(frozen=True)
 class Enhancer:
+    """A registered enhancer. ``restorer``: it is a learned restorer; ``wraps``: the name of the learned restorer it
+    applies, for enhancers built around one (e.g. ``adaptive_learned``) — both are checked against the VAE
+    (:func:`check_restorers`)."""
+
     name: str
     fn: Callable
     params: tuple[Param, ...]
@@ -96,6 +100,7 @@ class Enhancer:
     doc: str
     stage: str = "latent"
     restorer: bool = False
+    wraps: str = ""
 
     @property
     def main_param(self) -> str | None:
@@ -427,8 +432,8 @@ def check_restorers(specs, vae, allow_foreign: bool = False) -> None:
 
     for spec in parse(specs).values():
         enh = get(spec.method)
-        if enh.restorer:
-            check_vae(registered(spec.method), vae, spec.method, allow_foreign)
+        if enh.restorer or enh.wraps:
+            check_vae(registered(enh.wraps or spec.method), vae, spec.method, allow_foreign)
 
 
 def restorer_fits(name: str, vae) -> bool:
@@ -438,6 +443,20 @@ def restorer_fits(name: str, vae) -> bool:
     except ValueError:
         return False
     return True
+
+
+def register(enhancer: Enhancer) -> Enhancer:
+    """Add ``enhancer`` to :data:`ENHANCERS` under its name (the hook of :mod:`vaelib.adaptive` and
+    :mod:`vaelib.multiscale`, which import this module, never the other way round). Refuses a name in use."""
+    if enhancer.name in ENHANCERS and ENHANCERS[enhancer.name] is not enhancer:
+        raise ValueError(f"an enhancer named {enhancer.name!r} is already registered")
+    if enhancer.stage not in STAGES:
+        raise ValueError(f"enhancer stage must be one of {', '.join(STAGES)}, got {enhancer.stage!r}")
+    ENHANCERS[enhancer.name] = enhancer
+    from .restore.model import RESERVED_NAMES
+
+    RESERVED_NAMES.add(enhancer.name)  # a trained restorer may not take its name either
+    return enhancer
 
 
 def _reserve_names() -> None:

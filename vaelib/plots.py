@@ -8,7 +8,8 @@ them with ``fig.savefig(path, dpi=90)``.
 * :func:`mel_difference_figure` — decoded-minus-input log-mel in dB, plus its mean per mel bin;
 * :func:`band_error_figure` — per-band log-mel error bars (mean ± std over clips);
 * :func:`render_figure` — the enhancement explorer's view (enhanced mel, change vs. VAE-only, spectrum);
-* :func:`sweep_figure`, :func:`pareto_figure`, :func:`per_clip_heatmap` — notebook 03.
+* :func:`sweep_figure`, :func:`pareto_figure`, :func:`per_clip_heatmap` — notebook 03;
+* :func:`adaptive_figure` — notebook 05: fixed / adaptive / multi-scale / oracle per method, per clip.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ __all__ = [
     "sweep_figure",
     "pareto_figure",
     "per_clip_heatmap",
+    "adaptive_figure",
     "mel_axis",
 ]
 
@@ -456,3 +458,37 @@ def per_clip_change_figure(changes: dict, title: str = "per-clip change of mel L
     fig.tight_layout()
     return fig
 
+
+def adaptive_figure(per_clip, metric: str = "mel_lsd_hf", title: str = "") -> Figure:
+    """Notebook 05: per method, every held-out clip's ``metric`` change vs. the best fixed setting, by approach.
+
+    ``per_clip`` is :func:`vaelib.study.adaptive.compare`'s table (``method``, ``approach``, ``clip``, ``metric``).
+    One panel per method; x = approach (VAE only, adaptive, adaptive (bundled), multi-scale, oracle), y = ``approach
+    − fixed`` per clip (dots; below 0 = better than the fixed setting), the mean as a black bar and the median as a
+    grey one. The spread is the point: a mean gain carried by one clip shows as one low dot.
+    """
+    order = ("VAE only", "adaptive", "adaptive (bundled)", "multi-scale", "oracle")
+    methods = list(dict.fromkeys(per_clip["method"]))
+    fig = Figure(figsize=(2.4 * max(len(methods), 1) + 0.8, 3.4), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, max(len(methods), 1), sharey=False))
+    for ax, method in zip(axes, methods, strict=False):
+        g = per_clip[per_clip["method"] == method]
+        fixed = g[g["approach"] == "fixed"].set_index("clip")[metric]
+        shown = [a for a in order if a in set(g["approach"])]
+        for x, approach in enumerate(shown):
+            v = g[g["approach"] == approach].set_index("clip")[metric]
+            d = (v - fixed.loc[v.index]).to_numpy(dtype=float)
+            jitter = (np.arange(len(d)) - (len(d) - 1) / 2) * (0.35 / max(len(d), 1))
+            color = _COLORS[order.index(approach) % len(_COLORS)]  # one colour per approach in every panel
+            ax.scatter(x + jitter, d, s=12, color=color, alpha=0.8, zorder=3)
+            ax.hlines(np.mean(d), x - 0.3, x + 0.3, color="black", lw=1.6, zorder=4)
+            ax.hlines(np.median(d), x - 0.3, x + 0.3, color="grey", lw=1.0, ls="--", zorder=4)
+        ax.axhline(0, color="grey", lw=0.6)
+        ax.set_xticks(range(len(shown)))
+        ax.set_xticklabels(shown, rotation=35, ha="right", fontsize=7)
+        ax.tick_params(axis="y", labelsize=7)
+        ax.set_title(method, fontsize=9)
+    axes[0].set_ylabel(f"{metric} − fixed best (per clip)", fontsize=8)
+    fig.suptitle(title or f"held-out clips: change of {metric} vs. the best fixed setting (black: mean, "
+                 "dashed: median; lower is better)", fontsize=9)
+    return fig

@@ -48,7 +48,8 @@ class RenderState:
     """What the explorer shows: enhancer ``method`` and its controls, the ``clip`` index and the noise ``seed``.
 
     ``gain`` is used by frequency and hybrid, ``level`` by noise and hybrid, ``factor`` by contrast and hybrid
-    (see :func:`vaelib.enhance.enhancer_params`).
+    (see :func:`vaelib.enhance.enhancer_params`); ``extra`` holds ``(name, value)`` pairs of any other parameter
+    (the adaptive enhancers' ``weight``, the multi-scale ones' per-level ``gain1``, ``gain2``, ``amount``, ...).
     """
 
     method: str = "frequency"
@@ -57,10 +58,19 @@ class RenderState:
     factor: float = 1.3
     clip: int = 0
     seed: int = 0
+    extra: tuple = ()
 
     def params(self) -> dict:
         """The validated parameters of :attr:`method` (one-line ``ValueError`` when out of range)."""
-        return _enhance.enhancer_params(self.method, self.gain, self.level, self.factor)
+        return _enhance.enhancer_params(self.method, self.gain, self.level, self.factor, **dict(self.extra))
+
+    @classmethod
+    def from_params(cls, method: str, params: dict, clip: int = 0, seed: int = 0) -> RenderState:
+        """The state showing ``method`` with ``params`` (e.g. a notebook's checked ``P["params"]``)."""
+        main = {"gain": 1.5, "level": 0.1, "factor": 1.3}
+        extra = tuple((k, float(v)) for k, v in params.items() if k not in main)
+        return cls(method=method, **{k: float(params.get(k, d)) for k, d in main.items()}, clip=clip, seed=seed,
+                   extra=extra)
 
 
 @dataclasses.dataclass
@@ -204,8 +214,15 @@ def render(state: RenderState, ctx: RenderContext) -> RenderResult:
                          f"(0..{len(ctx.names) - 1})")
     params = state.params()
     i = state.clip
-    spec = {"enhanced": _enhance.Spec(state.method, params)}  # params: validated by state.params()
-    mel_t = decode_latents(ctx.vae, ctx.latents[i], spec, seed=state.seed, plain=False)["enhanced"].float()
+    spec = _enhance.Spec(state.method, params)  # params: validated by state.params()
+    if _enhance.get(state.method).stage == "mel":  # adaptive / multi-scale mel-stage: the plain decode, enhanced
+        import torch
+
+        plain = torch.from_numpy(np.ascontiguousarray(ctx.vae_mels[i]))[None, None]
+        mel_t = _enhance.apply(spec, plain, seed=state.seed).float()
+    else:
+        mel_t = decode_latents(ctx.vae, ctx.latents[i], {"enhanced": spec}, seed=state.seed, plain=False)["enhanced"]
+        mel_t = mel_t.float()
     mel = mel_t[0, 0].cpu().numpy()
     wave = None
     if ctx.vocoder is not None:
@@ -309,26 +326,35 @@ class EnhanceExplorer(W.VBox):
         self.gain = slider("gain", state.gain, 0.05)
         self.level = slider("level", state.level, 0.01)
         self.factor = slider("factor", state.factor, 0.05)
+        # every other parameter of the offered methods (adaptive weight, multi-scale per-level gains / amounts)
+        given = dict(state.extra)
+        names = dict.fromkeys(p.name for m in methods for p in _enhance.get(m).params
+                              if p.name not in ("gain", "level", "factor") and not p.choices)
+        self.extra = {n: slider(n, given.get(n, _param_spec(n).default), 0.01) for n in names}
         self.clip = W.Dropdown(options=[(n, i) for i, n in enumerate(ctx.names)], value=state.clip,
                                description="clip", style=style)
         self.seed = W.BoundedIntText(value=state.seed, min=0, max=2**31 - 1, description="seed", style=style)
         self.out = W.Output()
-        controls = [self.method, self.gain, self.level, self.factor, self.clip, self.seed]
+        controls = [self.method, self.gain, self.level, self.factor, self.clip, self.seed, *self.extra.values()]
         super().__init__([W.HBox([self.method, self.clip, self.seed]),
-                          W.HBox([self.gain, self.level, self.factor]), self.out])
+                          W.HBox([self.gain, self.level, self.factor]), W.HBox(list(self.extra.values())), self.out])
         for c in controls:
             c.observe(self._update, names="value")
         self._update()
 
     def state(self) -> RenderState:
         """The :class:`RenderState` the controls currently describe."""
+        used = {p.name for p in _enhance.get(self.method.value).params}
         return RenderState(method=self.method.value, gain=float(self.gain.value), level=float(self.level.value),
-                           factor=float(self.factor.value), clip=int(self.clip.value), seed=int(self.seed.value))
+                           factor=float(self.factor.value), clip=int(self.clip.value), seed=int(self.seed.value),
+                           extra=tuple((n, float(w.value)) for n, w in self.extra.items() if n in used))
 
     def _update(self, change=None):
         used = {p.name for p in _enhance.get(self.method.value).params}
         for name in ("gain", "level", "factor"):
             getattr(self, name).layout.display = None if name in used else "none"
+        for name, w in self.extra.items():
+            w.layout.display = None if name in used else "none"
         try:
             self.result, self.error = render(self.state(), self.ctx), None
         except ValueError as exc:

@@ -114,6 +114,7 @@ COMPACT_ROWS: dict[str, tuple[str, ...]] = {
                           "snr_db"),
     "03_analysis": ("mel_lsd_hf", "mel_l1", "mel_ber_high", "mel_err_db_high", "d_claims_high_pp", "d_snr_db"),
     "04_learned_enhance": ("mel_lsd_hf", "mel_l1"),
+    "05_adaptive": ("mel_lsd_hf", "mel_l1"),
 }
 
 

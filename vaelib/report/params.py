@@ -138,10 +138,12 @@ def _device_rule(value) -> str | None:
 
 
 def _methods() -> list[str]:
-    """The latent-stage enhancers (02 explores the latent; mel-stage and learned ones are 04's)."""
+    """The latent-stage enhancers (02 explores the latent; mel-stage and learned ones are 04's), plus the
+    mel-stage adaptive / multi-scale ones (05's methods; the explorer applies them to the plain decode)."""
     from ..enhance import ENHANCERS
 
-    return [name for name, e in ENHANCERS.items() if getattr(e, "stage", "latent") == "latent"]
+    return [name for name, e in ENHANCERS.items() if getattr(e, "stage", "latent") == "latent"
+            or name.startswith(("adaptive_", "multiscale_"))]
 
 
 def _enh_param(name: str):
@@ -181,6 +183,7 @@ NOTEBOOKS: dict[str, tuple[str, str]] = {
     "enhance": ("02_latent_enhance", "02 · Latent enhancement"),
     "analysis": ("03_analysis", "03 · Sweeps and the seed report's claims"),
     "learned": ("04_learned_enhance", "04 · Learned high-band restorers vs. simple baselines"),
+    "adaptive": ("05_adaptive", "05 · Adaptive and multi-scale enhancement vs. the per-clip oracle"),
 }
 
 #: Parameters the report runner sets itself (and refuses from the user), with the reason.
@@ -269,6 +272,26 @@ def _learned_specs() -> tuple[Spec, ...]:
     )
 
 
+def _method_list_rule(value) -> str | None:
+    from ..study.adaptive import GRIDS
+
+    names = [m.strip() for m in str(value).split(",") if m.strip()]
+    bad = [m for m in names if m not in GRIDS]
+    if not names or bad:
+        return f"must be comma-separated names of {', '.join(GRIDS)}"
+    return None
+
+
+def _adaptive_specs() -> tuple[Spec, ...]:
+    return (
+        Spec("methods", "str", "frequency,mel_shelf,mel_unsharp,learned",
+             "compared, comma-separated (names of study.adaptive.GRIDS)", check=_method_list_rule),
+        Spec("select", "str", "mel_lsd_hf", "what the fixed, adaptive, multi-scale and oracle settings minimise "
+             "(mel_lsd_hf or mel_l1)", choices=lambda: ["mel_lsd_hf", "mel_l1"]),
+        Spec("batch_size", "int", 4, "latents decoded per VAE call", lo=1),
+    )
+
+
 #: Kind -> function returning the kind's own specs (after the common ones). Built lazily: ranges and choices come
 #: from the enhancer registry.
 SCHEMA: dict[str, Callable[[], tuple[Spec, ...]]] = {
@@ -276,6 +299,7 @@ SCHEMA: dict[str, Callable[[], tuple[Spec, ...]]] = {
     "enhance": _enhance_specs,
     "analysis": _analysis_specs,
     "learned": _learned_specs,
+    "adaptive": _adaptive_specs,
 }
 
 

@@ -26,7 +26,8 @@ __all__ = ["DEFAULT_NOTEBOOKS", "RUNNER_OWNED", "SHARED", "AUDIO_LIST_NAME", "Re
            "plan_report"]
 
 #: The report notebooks, run in this order.
-DEFAULT_NOTEBOOKS = ("01_baseline.ipynb", "02_latent_enhance.ipynb", "03_analysis.ipynb", "04_learned_enhance.ipynb")
+DEFAULT_NOTEBOOKS = ("01_baseline.ipynb", "02_latent_enhance.ipynb", "03_analysis.ipynb", "04_learned_enhance.ipynb",
+                     "05_adaptive.ipynb")
 #: Parameters the runner sets itself (and refuses from the user): :data:`vaelib.report.params.RUNNER_OWNED`.
 RUNNER_OWNED = _params.RUNNER_OWNED
 #: Parameters passed to every notebook that declares them, so all notebooks see the same inputs.

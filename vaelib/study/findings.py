@@ -16,7 +16,7 @@ from ..report import params as _params
 from .prose import METRIC_NAMES, attribution_sentences, best_setting_sentence, fmt_num, preset_sentence
 from .sweeps import preset_labels
 
-__all__ = ["load_docs", "run_findings", "attribution_figure", "restorer_sentence"]
+__all__ = ["load_docs", "run_findings", "attribution_figure", "restorer_sentence", "adaptive_findings"]
 
 
 def load_docs(run_dir, stems) -> dict[str, dict]:
@@ -65,7 +65,8 @@ def _restorer_findings(summary: dict) -> list[str]:
 
 def run_findings(docs: dict[str, dict]) -> list[str]:
     """Sentences answering the run's questions, in order: what the VAE adds to the vocoder's loss (01), what the
-    best and the seed report's settings do (03), what a learned restorer does (04)."""
+    best and the seed report's settings do (03), what a learned restorer does (04), how much of the gap to the
+    per-clip oracle an adaptive or multi-scale setting closes (05)."""
     nb = {kind: stem for kind, (stem, _) in _params.NOTEBOOKS.items()}
     out: list[str] = []
     base = docs.get(nb["baseline"], {}).get("summary")
@@ -91,7 +92,41 @@ def run_findings(docs: dict[str, dict]) -> list[str]:
         out += _restorer_findings(learned["summary"])
         # 04's own verdict: its first line restates the sentence above; the next compares the best simple baseline
         out += [str(x) for x in learned.get("verdict") or [] if isinstance(x, str)][1:2]
+    adaptive = docs.get(nb.get("adaptive", ""))
+    if adaptive:
+        out += adaptive_findings(adaptive["summary"])
     return out
+
+
+def adaptive_findings(summary: dict, metric: str = "mel_lsd_hf") -> list[str]:
+    """Notebook 05's answer for the index, from its ``metrics.json`` ``"summary"``
+    (:func:`vaelib.study.adaptive.summary_numbers`): per method, the share of the gap between the best fixed
+    setting and the per-clip oracle that adaptive and multi-scale settings close on held-out clips; empty when 05
+    did not run."""
+    methods = [k[: -len(f"_fixed_{metric}")] for k in summary if k.endswith(f"_fixed_{metric}")]
+    parts = []
+    for m in methods:
+        fixed, oracle = _num(summary, f"{m}_fixed_{metric}"), _num(summary, f"{m}_oracle_{metric}")
+        if not (math.isfinite(fixed) and math.isfinite(oracle)):
+            continue
+        if fixed - oracle < 0.01 * fixed:  # as vaelib.study.adaptive.verdict: too small a gap to share out
+            parts.append(f"{m}: no gap to close (fixed {fmt_num(fixed)}, oracle {fmt_num(oracle)})")
+            continue
+        bits = []
+        for key, label in (("adaptive", "adaptive"), ("adaptive_bundled", "bundled adaptive rule"),
+                           ("multiscale", "multi-scale")):
+            g = _num(summary, f"{m}_{key}_gap")
+            if f"{m}_{key}_gap" in summary:
+                bits.append(f"{label} {g:+.0%}" if math.isfinite(g) else f"{label} n/a (no gap)")
+        if bits:
+            parts.append(f"{m} ({fmt_num(fixed)} → oracle {fmt_num(oracle)}): " + ", ".join(bits))
+    if not parts:
+        return []
+    n = _num(summary, "n_clips")
+    n = int(n) if math.isfinite(n) else 0
+    name = METRIC_NAMES.get(metric, metric)
+    return [f"Share of the gap between the best fixed setting and the per-clip oracle ({name}, {n} held-out clips, "
+            "leave-one-clip-out) closed by a setting chosen without the original: " + "; ".join(parts) + "."]
 
 
 def attribution_figure(docs: dict[str, dict]):
