@@ -66,8 +66,9 @@ def test_report_sections_and_refusals(eval_dir, tmp_path):
         assert heading in html
     with pytest.raises(FileExistsError):
         write_eval_report(eval_dir, tmp_path / "r")
-    with pytest.raises(FileNotFoundError, match="results.parquet"):
-        write_eval_report(tmp_path)
+    with pytest.raises(FileNotFoundError, match="results.parquet") as info:
+        write_eval_report(tmp_path)  # not a run folder (e.g. the corpus itself): never suggest --out <the corpus>
+    assert "a new folder outside the corpus" in str(info.value) and str(tmp_path) + "`" not in str(info.value)
 
 
 def test_vaelib_report_from_eval(eval_dir, tmp_path, capsys):

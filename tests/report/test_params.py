@@ -21,7 +21,7 @@ def _parameters_cell(stem: str) -> str:
 def test_notebook_parameters_cell_is_the_schema(kind):
     stem = params.NOTEBOOKS[kind][0]
     assert _parameters_cell(stem) == params.parameters_cell(kind), (
-        f"{stem}'s parameters cell differs from vaelib.params; paste the output of "
+        f"{stem}'s parameters cell differs from vaelib.report.params; paste the output of "
         f"python -c 'from vaelib.report import params; print(params.parameters_cell(\"{kind}\"))'")
 
 

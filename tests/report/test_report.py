@@ -46,7 +46,7 @@ def one_line(msg):
     ("none", "Optional[int]", None), ("5", "int | None", 5), ("[1, 2]", "list", [1.0, 2.0]),
 ])
 def test_foreign_notebook_parameters_follow_the_schema_rules(value, type_name, expected):
-    """A notebook outside the schema (--notebooks) gets specs from its cell, coerced by vaelib.params' rules."""
+    """A notebook outside the schema (--notebooks) gets specs from its cell, coerced by vaelib.report.params' rules."""
     spec = report.plan._spec_from_papermill("x", {"inferred_type_name": type_name, "default": "None", "help": ""})
     out = report.plan._coerce(spec, value)
     assert out == expected and type(out) is type(expected)
@@ -154,6 +154,31 @@ def test_plan_refuses_non_empty_out(setup):
         plan_report(notebooks=setup.nbs, out="run", audio="in")
     (setup.root / "run" / "keep.txt").unlink()
     assert plan_report(notebooks=setup.nbs, out="run", audio="in").run_dir == setup.root / "run"  # empty is fine
+
+
+def test_second_report_on_one_folder_stops_naming_the_first(setup):
+    """One writer per report folder: while another process holds ``--out``, ``vaelib report`` into it stops in one
+    line naming that process, before any notebook starts; a lock file alone (a run that wrote nothing) is no
+    obstacle to planning."""
+    import subprocess
+    import sys
+
+    run = setup.root / "run"
+    run.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import time; from vaelib.runlock import lock_folder; "
+                               f"l = lock_folder({str(run)!r}); print('held', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert plan_report(notebooks=setup.nbs, out="run", audio="in").run_dir == run
+        with pytest.raises(ReportError, match=rf"in use by process {holder.pid}") as info:
+            report.run_report(notebooks=setup.nbs, out="run", audio=_good_only(setup.inputs), echo=None,
+                              progress=False)
+        one_line(str(info.value))
+        assert sorted(p.name for p in run.iterdir()) == [".vaelib.lock"]  # nothing else written
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_plan_skips_corrupt_and_routes_parameters(setup):

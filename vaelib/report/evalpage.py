@@ -128,7 +128,13 @@ def write_eval_report(eval_dir, out_dir=None) -> Path:
     eval_dir = Path(eval_dir)
     results = eval_dir / "results.parquet"
     if not results.is_file():
-        raise FileNotFoundError(f"{eval_dir} holds no results.parquet; run `vaelib eval --out {eval_dir}` first")
+        from ..audio import is_eval_run_folder
+
+        hint = ("the run has no finished clip yet: rerun the same `vaelib eval` command to continue it"
+                if is_eval_run_folder(eval_dir) else
+                "pass the folder of a `vaelib eval` run: `vaelib eval --audio <corpus> --out <a new folder outside "
+                "the corpus>`, then `vaelib report --from-eval <that folder>`")
+        raise FileNotFoundError(f"{eval_dir} holds no results.parquet; {hint}")
     out_dir = Path(out_dir) if out_dir is not None else eval_dir / "report"
     page = out_dir / "index.html"
     if page.exists():

@@ -255,7 +255,9 @@ def _check_run_dir(out) -> Path:
     if run_dir.exists():
         if not run_dir.is_dir():
             raise ReportError(f"output path {run_dir} is a file; choose a new --out folder")
-        if any(run_dir.iterdir()):
+        from ..runlock import LOCK_NAME
+
+        if any(p.name != LOCK_NAME for p in run_dir.iterdir()):  # a lock file alone: a run that wrote nothing
             raise ReportError(f"output folder {run_dir} already exists and is not empty; choose a new --out "
                               "(reports are never overwritten)")
     return run_dir

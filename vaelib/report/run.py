@@ -273,6 +273,12 @@ def run_report(audio=None, model=None, vocoder=None, params: Mapping | None = No
         warn(f"warning: skipping unreadable audio file {path}: {why}")
 
     run_dir.mkdir(parents=True, exist_ok=True)
+    from ..runlock import FolderLocked, StorageError, lock_folder
+
+    try:  # one writer per report folder, for the whole run (released by the OS even on kill -9)
+        lock = lock_folder(run_dir, what="report folder")
+    except (FolderLocked, StorageError) as exc:
+        raise ReportError(_one_line(exc)) from None
     if plan.skipped:
         from ..audio import write_audio_list
 
@@ -311,7 +317,9 @@ def run_report(audio=None, model=None, vocoder=None, params: Mapping | None = No
                 failure = failure or exc
     if failure is not None:
         write_index(run_dir / "index.html", plan, status, started, warnings)
+        lock.release()
         raise failure
     pages = {nb.stem: pages[nb.stem] for nb in plan.notebooks}
     index = write_index(run_dir / "index.html", plan, status, started, warnings)
+    lock.release()
     return ReportResult(plan=plan, index=index, html=pages, warnings=warnings)

@@ -17,6 +17,7 @@ from .._util import save_json
 from ..audio import LOG_CLAMP
 from ..categories import category_index
 from ..models import vae_fingerprint
+from ..runlock import LOCK_NAME
 from .data import collect_pairs, split_holdout
 from .model import WEIGHTS, Restorer, RestorerConfig, RestorerError, save_restorer
 
@@ -282,6 +283,7 @@ def train_restorer(vae, files, out, kind: str = "mel", conditional: bool = False
     channels = channels or _DEFAULT_WIDTH["latent" if kind == "latent" else arch]
     signature = run_signature(vae, files, pairs, kind, conditional, arch, channels, opts)
     extended_from = None
+    lock = _lock_run_folder(out)  # one writer per run folder: a second process stops here, naming the first
     if resume:
         if (out / WEIGHTS).is_file():
             raise RestorerError(f"{out} holds a finished restorer ({WEIGHTS}); nothing to resume")
@@ -293,7 +295,7 @@ def train_restorer(vae, files, out, kind: str = "mel", conditional: bool = False
                                                             if any(d.startswith("steps ") for d in diffs) else ""))
         if saved.get("steps") != signature["steps"]:
             extended_from = saved.get("steps")
-    elif out.exists() and (not out.is_dir() or any(out.iterdir())):
+    elif any(p.name != LOCK_NAME for p in out.iterdir()):
         raise RestorerError(f"output folder {out} exists and is not empty; pass a new folder (or --resume)")
     if opts.steps < 1 and not opts.minutes:
         raise RestorerError("--steps must be a positive integer")
@@ -343,7 +345,6 @@ def train_restorer(vae, files, out, kind: str = "mel", conditional: bool = False
     step, elapsed, rows, best = 0, 0.0, [], None
     # exponential moving average of the weights (Polyak averaging); decay warmed up as min(d, (1 + n) / (10 + n))
     ema = [q.detach().clone() for q in model.parameters()] if opts.ema else None
-    out.mkdir(parents=True, exist_ok=True)
     if resume:
         step, elapsed, rows, best = _load_checkpoint(out, model, opt, rng, ema)
         echo(f"resuming at step {step} ({elapsed:.0f} s done)")
@@ -459,7 +460,24 @@ def train_restorer(vae, files, out, kind: str = "mel", conditional: bool = False
     save_json(out / "eval.json", result_eval)
     _plot_curve(out / "training_curve.png", rows)
     (out / "MODEL_CARD.md").write_text(model_card(train_info, result_eval, rows))
+    lock.release()
     return {"folder": out, "eval": result_eval, "steps": step, "seconds": seconds}
+
+
+def _lock_run_folder(out: Path):
+    """Create ``out`` if needed and take its lock (:func:`vaelib.runlock.lock_folder`) for this process's life;
+    one-line :class:`RestorerError` when another process holds it or the folder cannot be made."""
+    from ..runlock import FolderLocked, StorageError, lock_folder
+
+    if out.exists() and not out.is_dir():
+        raise RestorerError(f"output path {out} is a file; pass a new folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        return lock_folder(out, what="train-restorer run folder")
+    except (FolderLocked, StorageError) as exc:
+        raise RestorerError(str(exc)) from None
+    except OSError as exc:
+        raise RestorerError(f"cannot create {out}: {exc.strerror or exc}") from None
 
 
 def _write_log(path: Path, rows: list[dict]):
