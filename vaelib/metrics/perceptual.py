@@ -201,6 +201,8 @@ def _visqol(ref: np.ndarray, est: np.ndarray, sr: int, mode: str) -> float:
 def _stoi(ref: np.ndarray, est: np.ndarray, sr: int) -> tuple[float, float]:
     from pystoi import stoi
 
+    if not np.abs(ref).max() > 0:
+        return math.nan, math.nan  # a silent reference has no intelligibility to keep
     out = []
     for extended in (False, True):
         with warnings.catch_warnings(record=True) as caught:
