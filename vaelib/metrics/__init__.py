@@ -1072,6 +1072,19 @@ def score_mel(ref_logmel, est_logmel, cfg=None) -> dict[str, float]:
 # ----------------------------------------------------------------------------------------------------------
 # perceptual measures (optional libraries, imported lazily: vaelib[perceptual]) and embedding distances
 # ----------------------------------------------------------------------------------------------------------
-from .perceptual import PERCEPTUAL_KEYS, perceptual, perceptual_available, perceptual_versions  # noqa: E402
+from .embedding import embedding_distance, fad  # noqa: E402
+from .perceptual import (  # noqa: E402
+    PERCEPTUAL_KEYS,
+    dnsmos,
+    estoi,
+    perceptual,
+    perceptual_available,
+    perceptual_versions,
+    pesq_wb,
+    stoi,
+    visqol,
+    visqol_speech,
+)
 
-__all__ += ["PERCEPTUAL_KEYS", "perceptual", "perceptual_available", "perceptual_versions"]
+__all__ += ["PERCEPTUAL_KEYS", "perceptual", "perceptual_available", "perceptual_versions", "visqol",
+            "visqol_speech", "stoi", "estoi", "pesq_wb", "dnsmos", "embedding_distance", "fad"]

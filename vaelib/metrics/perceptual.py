@@ -41,7 +41,7 @@ import warnings
 import numpy as np
 
 __all__ = ["PERCEPTUAL_KEYS", "PERCEPTUAL_KINDS", "MEASURES", "perceptual", "perceptual_available",
-           "perceptual_versions", "SPEECH_ONLY"]
+           "perceptual_versions", "SPEECH_ONLY", "visqol", "visqol_speech", "stoi", "estoi", "pesq_wb", "dnsmos"]
 
 #: Every key :func:`perceptual` returns, in table order.
 PERCEPTUAL_KEYS = ("visqol", "visqol_speech", "stoi", "estoi", "pesq_wb", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak")
@@ -323,3 +323,55 @@ def perceptual(ref, est, sr: int = 16000, kinds="all") -> dict[str, float]:
         elif kind == "dnsmos":
             out["dnsmos_ovrl"], out["dnsmos_sig"], out["dnsmos_bak"] = _dnsmos(e, sr)
     return out
+
+
+# ----------------------------------------------------------------------------------------------------------
+# one measure at a time (the glossary's definitions are these first docstring lines)
+# ----------------------------------------------------------------------------------------------------------
+def visqol(ref, est, sr: int = 16000) -> float:
+    """ViSQOL v3 audio mode at 48 kHz (SVR mapping of gammatone-patch NSIM): MOS-LQO 1–5, ≈4.73 at identity.
+
+    ``perceptual(ref, est, sr, kinds="visqol")["visqol"]``; see :func:`perceptual` for the algorithm.
+    """
+    return perceptual(ref, est, sr=sr, kinds="visqol")["visqol"]
+
+
+def visqol_speech(ref, est, sr: int = 16000) -> float:
+    """ViSQOL v3 speech mode at 16 kHz (voice-activity patches, lattice mapping): MOS-LQO 1–5, ≈4.5 at identity.
+
+    ``perceptual(ref, est, sr, kinds="visqol_speech")["visqol_speech"]``; speech only.
+    """
+    return perceptual(ref, est, sr=sr, kinds="visqol_speech")["visqol_speech"]
+
+
+def stoi(ref, est, sr: int = 16000) -> float:
+    """STOI, short-time objective intelligibility (Taal et al. 2011): envelope correlation, 0–1, 1 at identity.
+
+    ``perceptual(ref, est, sr, kinds="stoi")["stoi"]``; speech only.
+    """
+    return perceptual(ref, est, sr=sr, kinds="stoi")["stoi"]
+
+
+def estoi(ref, est, sr: int = 16000) -> float:
+    """Extended STOI (Jensen & Taal 2016): spectral correlation of normalised envelopes, 0–1, 1 at identity.
+
+    ``perceptual(ref, est, sr, kinds="stoi")["estoi"]``; speech only.
+    """
+    return perceptual(ref, est, sr=sr, kinds="stoi")["estoi"]
+
+
+def pesq_wb(ref, est, sr: int = 16000) -> float:
+    """PESQ wide band (ITU-T P.862.2) at 16 kHz: MOS-LQO ≈1.0–4.64, 4.64 at identity.
+
+    ``perceptual(ref, est, sr, kinds="pesq")["pesq_wb"]``; speech only; NaN when no utterance is found.
+    """
+    return perceptual(ref, est, sr=sr, kinds="pesq")["pesq_wb"]
+
+
+def dnsmos(est, sr: int = 16000) -> dict[str, float]:
+    """DNSMOS P.835 (Reddy et al. 2022), no reference: predicted overall / signal / background MOS, 1–5.
+
+    ``{"dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak"}`` of ``perceptual(est, est, sr, kinds="dnsmos")``; speech only.
+    """
+    res = perceptual(est, est, sr=sr, kinds="dnsmos")
+    return {k: res[k] for k in ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak")}
