@@ -7,6 +7,7 @@ clip); vaelib does not redistribute it. Point this script at a checkout (or a co
 
     python scripts/visqol_conformance.py /path/to/visqol          # the folder that holds testdata/
     python scripts/visqol_conformance.py /path/to/visqol --markdown  # a table for docs/perceptual.md
+    python scripts/visqol_conformance.py /path/to/visqol --noise-sweep  # audio mode vs added white noise
 
 Each row runs the same pair, mode and mapper as the C++ test (audio mode: the bundled SVR; speech mode: the
 lattice mapper, or the exponential fit with ``use_lattice_model=False``) through the file API, as the C++ test
@@ -79,16 +80,57 @@ def run_case(root: Path, case) -> float:
     return float(api.measure(str(root / ref), str(root / deg)).moslqo)
 
 
+def noise_sweep(root: Path, snrs=(30, 20, 10, 0, -10)) -> list[dict]:
+    """Audio mode on conformance references (and the bundled demo speech) plus seeded white noise at each SNR:
+    MOS-LQO and the mean of the per-band NSIM vector (FVNSIM) that the SVR maps to MOS."""
+    import numpy as np
+    import soundfile as sf
+    from scipy.signal import resample_poly
+    from visqol import VisqolApi
+
+    import vaelib
+
+    api = VisqolApi()
+    api.create(mode="audio")
+    refs = {name: root / SUB / f"{name}48_stereo.wav" for name in ("guitar", "castanets", "sopr", "glock")}
+    refs["CA01_01 (speech)"] = root / CS / "CA01_01.wav"
+    sources = {}
+    for name, path in refs.items():
+        x, sr = sf.read(path, always_2d=True)
+        sources[name] = (x.mean(axis=1), sr)
+    demo = next(f for f in vaelib.find_audio("demo", demo_split="eval") if "speech_en_us_f4" in str(f))
+    sources["demo speech_en_us_f4 (16 kHz, resampled)"] = (resample_poly(vaelib.load_audio(demo), 3, 1), 48000)
+    rows = []
+    for name, (x, sr) in sources.items():
+        for snr in (None, *snrs):
+            if snr is None:
+                y = x
+            else:
+                n = np.random.default_rng(0).standard_normal(x.size)
+                y = x + n * np.sqrt(np.mean(x**2) / np.mean(n**2) / 10 ** (snr / 10))
+            r = api.measure_from_arrays(x, y, sr)
+            rows.append({"source": name, "snr_db": snr, "moslqo": float(r.moslqo),
+                         "fvnsim_mean": float(np.mean(r.fvnsim))})
+            print(f"{name:44s} SNR {'clean' if snr is None else f'{snr:+d} dB':>7s}  MOS-LQO {r.moslqo:.3f}  "
+                  f"mean FVNSIM {np.mean(r.fvnsim):.4f}", flush=True)
+    return rows
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("root", type=Path, help="folder that holds google/visqol's testdata/")
     ap.add_argument("--tol", type=float, default=1e-4, help="allowed |port - published| (the C++ test's is 1e-4)")
     ap.add_argument("--only", default="", help="comma-separated case names (default: all)")
     ap.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    ap.add_argument("--noise-sweep", action="store_true",
+                    help="instead: audio mode on conformance references + white noise at 30/20/10/0/-10 dB SNR")
     args = ap.parse_args(argv)
     if not (args.root / "testdata").is_dir():
         print(f"error: {args.root} has no testdata/ folder; pass the google/visqol checkout", file=sys.stderr)
         return 2
+    if args.noise_sweep:
+        noise_sweep(args.root)
+        return 0
     import visqol
 
     only = {s for s in args.only.split(",") if s}
