@@ -116,6 +116,13 @@ def test_not_applicable_is_nan(speech):
     silence = np.zeros(2 * SR)
     res = perceptual(silence, silence, sr=SR, kinds="pesq,stoi")
     assert math.isnan(res["pesq_wb"]) and math.isnan(res["stoi"]) and math.isnan(res["estoi"])
+    # a silent reference: every reference-based measure is NaN (ViSQOL alone would say 4.73); DNSMOS still runs
+    res = perceptual(silence, speech[: 2 * SR], sr=SR, kinds="visqol,stoi,dnsmos")
+    assert math.isnan(res["visqol"]) and math.isnan(res["stoi"]) and math.isfinite(res["dnsmos_ovrl"])
+    # 0.6 s: too short for one audio-mode ViSQOL patch (the port raises), STOI still applies
+    short = speech[: int(0.6 * SR)]
+    res = perceptual(short, short * 0.9, sr=SR, kinds="visqol,stoi")
+    assert math.isnan(res["visqol"]) and res["stoi"] > 0.99
 
 
 def test_versions_name_every_library():

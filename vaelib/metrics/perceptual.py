@@ -195,7 +195,12 @@ def _visqol(ref: np.ndarray, est: np.ndarray, sr: int, mode: str) -> float:
     r, e = _resample(ref, sr, target), _resample(est, sr, target)
     with _LOCKS["visqol_speech" if mode == "speech" else "visqol"], warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return float(_visqol_api(mode).measure_from_arrays(r, e, target).moslqo)
+        try:
+            return float(_visqol_api(mode).measure_from_arrays(r, e, target).moslqo)
+        except ValueError as exc:  # e.g. "Reference spectrum size (27) smaller than minimum patch size (45)"
+            if "patch" in str(exc):
+                return math.nan  # too short for one ViSQOL patch (~1 s in audio mode): not applicable
+            raise
 
 
 def _stoi(ref: np.ndarray, est: np.ndarray, sr: int) -> tuple[float, float]:
@@ -242,7 +247,9 @@ def perceptual(ref, est, sr: int = 16000, kinds="all") -> dict[str, float]:
     """Perceptual quality of ``est`` against ``ref``: ViSQOL, STOI/ESTOI, PESQ-WB and DNSMOS.
 
     Every key of :data:`PERCEPTUAL_KEYS` is returned; the kinds not asked for, not installed or not applicable
-    are ``NaN``. Higher is better everywhere.
+    are ``NaN``. Higher is better everywhere. Not applicable: a silent reference (every reference-based key), a
+    clip too short for one ViSQOL patch (about 1 s in audio mode), PESQ finding no utterance, STOI keeping fewer
+    than 30 frames.
 
     * ``visqol`` — **ViSQOL v3, audio mode** (Hines et al., "ViSQOL: an objective speech quality model", EURASIP
       JASMP 2015; Chinen et al., "ViSQOL v3", QoMEX 2020). Both signals are resampled to 48 kHz (polyphase,
@@ -309,9 +316,12 @@ def perceptual(ref, est, sr: int = 16000, kinds="all") -> dict[str, float]:
                          f"(need >= {_MIN_SECONDS} s)")
     r, e = r[:n], e[:n]
     out = dict.fromkeys(PERCEPTUAL_KEYS, math.nan)
+    silent_ref = not np.abs(r).max() > 0
     for kind in kinds:
         if not perceptual_available(kind):
             continue
+        if silent_ref and kind != "dnsmos":
+            continue  # a silent reference has nothing to compare with: NaN, not the libraries' arbitrary values
         if kind == "visqol":
             out["visqol"] = _visqol(r, e, sr, "audio")
         elif kind == "visqol_speech":
