@@ -767,6 +767,10 @@ def evaluate(audio, *, model: str = "auto", vocoder: str = "auto", enhancers=Non
         from .metrics.sets import parse_metric_sets
 
         metric_sets = parse_metric_sets(metrics)
+        if "embedding" in metric_sets:  # fail before the first clip, not after it
+            from .metrics.embedding import find_clap
+
+            find_clap("auto")
     except (ModelLoadError, ValueError) as exc:
         raise EvalError(one_line(exc)) from None
     settings = EvalSettings(model=model, vocoder=vocoder, enhancers=parse_enhancer_spec(enhancers), device=str(dev),

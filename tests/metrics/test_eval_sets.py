@@ -86,3 +86,4 @@ def test_embedding_without_a_model_fails_in_one_line(corpus, tmp_path, monkeypat
     with pytest.raises(EvalError, match="huggingface-cli download") as e:
         evaluate(corpus, out=tmp_path / "z", metrics="embedding", **FAST)
     assert "\n" not in str(e.value)
+    assert not (tmp_path / "z").exists()  # refused before the run folder or any clip

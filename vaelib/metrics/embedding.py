@@ -28,13 +28,15 @@ from ..models import (
     ModelLoadError,
     _cached_snapshot,
     _from_pretrained,
+    _local_folder,
     _offline,
     check_device,
     hf_cache_dir,
     looks_like_repo_id,
 )
 
-__all__ = ["CLAP_REPOS", "ENV_CLAP", "ClapEmbedder", "load_clap", "embedding_distance", "fad", "EMBEDDING_KEYS"]
+__all__ = ["CLAP_REPOS", "ENV_CLAP", "ClapEmbedder", "find_clap", "load_clap", "embedding_distance", "fad",
+           "EMBEDDING_KEYS"]
 
 ENV_CLAP = "VAELIB_CLAP"
 #: Repos searched by ``"auto"`` (the AudioLDM2 ones through their ``text_encoder/``), in this order.
@@ -134,6 +136,39 @@ def _cached_clap(repo: str) -> Path | None:
     return None
 
 
+def find_clap(source: str = "auto") -> str:
+    """The folder or repo id :func:`load_clap` would load, without loading it (a cheap check before a long run).
+
+    Raises
+    ------
+    vaelib.models.ModelLoadError
+        One line: nothing found offline, a pickle-only folder, or a source that is neither folder nor repo id.
+    """
+    how = _HOW.format(cache=hf_cache_dir())
+    if source == "auto":
+        env = os.environ.get(ENV_CLAP, "").strip()
+        if env:
+            return find_clap(env)
+        for repo in CLAP_REPOS:
+            if _cached_clap(repo) is not None:
+                return repo
+        raise ModelLoadError(f"no CLAP model found (no ${ENV_CLAP}, none of {', '.join(CLAP_REPOS[:2])}, ... in the "
+                             f"HF cache): {how}")
+    folder = Path(source).expanduser()
+    if folder.exists():
+        if not folder.is_dir():
+            raise ModelLoadError(f"CLAP source {folder} is a file; pass the folder that holds config.json")
+        _local_folder(folder, "text_encoder")  # text_encoder/ or config.json, safetensors only
+        return str(folder)
+    if not looks_like_repo_id(source):
+        raise ModelLoadError(f"CLAP source {source!r} is neither an existing folder nor a Hugging Face repo id "
+                             "like 'laion/clap-htsat-unfused'")
+    if _cached_clap(source) is None and _offline():
+        raise ModelLoadError(f"{source} is not in the Hugging Face cache and HF_HUB_OFFLINE=1 forbids downloading: "
+                             f"{how}")
+    return source
+
+
 def load_clap(source: str = "auto", device: str = "cpu") -> ClapEmbedder:
     """Load a CLAP model for :func:`embedding_distance` and :func:`fad` (see the module docstring for sources).
 
@@ -143,40 +178,22 @@ def load_clap(source: str = "auto", device: str = "cpu") -> ClapEmbedder:
         One line: nothing found offline, a pickle-only folder, or a source that is neither folder nor repo id.
     """
     dev = check_device(device)
-    how = _HOW.format(cache=hf_cache_dir())
-    if source == "auto":
-        env = os.environ.get(ENV_CLAP, "").strip()
-        if env:
-            return load_clap(env, device)
-        for repo in CLAP_REPOS:
-            snap = _cached_clap(repo)
-            if snap is not None:
-                return _load_local(snap, dev, repo)
-        raise ModelLoadError(f"no CLAP model found (no ${ENV_CLAP}, none of {', '.join(CLAP_REPOS[:2])}, ... in the "
-                             f"HF cache): {how}")
-    folder = Path(source).expanduser()
-    if folder.exists():
-        if not folder.is_dir():
-            raise ModelLoadError(f"CLAP source {folder} is a file; pass the folder that holds config.json")
-        return _load_local(folder, dev, str(folder))
-    if not looks_like_repo_id(source):
-        raise ModelLoadError(f"CLAP source {source!r} is neither an existing folder nor a Hugging Face repo id "
-                             "like 'laion/clap-htsat-unfused'")
-    snap = _cached_clap(source)
+    name = find_clap(source)
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        return _load_local(folder, dev, name)
+    snap = _cached_clap(name)
     if snap is not None:
-        return _load_local(snap, dev, source)
-    if _offline():
-        raise ModelLoadError(f"{source} is not in the Hugging Face cache and HF_HUB_OFFLINE=1 forbids downloading: "
-                             f"{how}")
+        return _load_local(snap, dev, name)
     from transformers import ClapFeatureExtractor, ClapModel
 
     try:
-        model = ClapModel.from_pretrained(source, use_safetensors=True, cache_dir=str(hf_cache_dir()))
-        fe = ClapFeatureExtractor.from_pretrained(source, cache_dir=str(hf_cache_dir()))
+        model = ClapModel.from_pretrained(name, use_safetensors=True, cache_dir=str(hf_cache_dir()))
+        fe = ClapFeatureExtractor.from_pretrained(name, cache_dir=str(hf_cache_dir()))
     except Exception as exc:
         msg = " ".join(str(exc).split())[:200]
-        raise ModelLoadError(f"could not fetch {source}: {msg}; {how}") from None
-    return ClapEmbedder(model.to(dev), fe, source)
+        raise ModelLoadError(f"could not fetch {name}: {msg}; {_HOW.format(cache=hf_cache_dir())}") from None
+    return ClapEmbedder(model.to(dev), fe, name)
 
 
 def _cosine_distance(a: np.ndarray, b: np.ndarray) -> float:
