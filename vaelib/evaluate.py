@@ -147,6 +147,8 @@ class EvalSettings:
         :class:`vaelib.longaudio.Windowing`.
     griffinlim_iters : int
         Griffin-Lim iterations (when the vocoder is Griffin-Lim).
+    metrics : tuple of str
+        Metric sets (:mod:`vaelib.metrics.sets`): ``("default",)``, plus ``"perceptual"`` / ``"embedding"``.
     """
 
     model: str = "auto"
@@ -160,11 +162,16 @@ class EvalSettings:
     fade: int = 64
     griffinlim_iters: int = 32
     allow_foreign_restorer: bool = False
+    metrics: tuple = ("default",)
 
     def identity(self) -> dict:
         """The parameters whose change changes the numbers (hashed into ``run.json``)."""
         d = dataclasses.asdict(self)
         d.pop("allow_foreign_restorer")  # permission, not a number-changing parameter
+        if tuple(d["metrics"]) == ("default",):  # runs from before --metrics keep their hash
+            del d["metrics"]
+        else:
+            d["metrics"] = list(d["metrics"])
         d["enhancers"] = {k: [m, p] for k, (m, p) in self.enhancers.items()}
         d["device"] = self.device.split(":")[0]
         return d
@@ -208,6 +215,10 @@ class Evaluator:
         except ValueError as exc:
             raise EvalError(f"--enhancers: {one_line(exc)}") from None
         self.run = dict(run or {})
+        from .metrics.sets import ExtraScorer
+
+        #: The opt-in metric sets (``--metrics perceptual,embedding``).
+        self.extra = ExtraScorer(settings.metrics, settings.device)
         #: Seconds spent importing and loading the models (what a longer corpus amortises).
         self.load_seconds = time.perf_counter() - t0
 
@@ -256,6 +267,7 @@ class Evaluator:
             scores = {name: score_long(rec.wave, w, sr=sr, cfg=cfg) for name, w in waves.items()}
         else:
             scores = metrics.score_many(rec.wave, waves, sr=sr, cfg=cfg)
+        extra = self.extra.stage_columns(rec.wave, waves, sr) if self.extra.active else {}
         for name, st in stages.items():
             params = {k: v for k, v in st.params.items() if k != "method"}
             row = {**base, "stage": name, "method": st.params.get("method", name),
@@ -264,6 +276,7 @@ class Evaluator:
             mel = score_mel_long(rec.input_mel, st.mel, cfg=cfg) if long else metrics.score_mel(rec.input_mel, st.mel,
                                                                                                 cfg=cfg)
             row.update({f"dec_{k}": v for k, v in mel.items()})
+            row.update(extra.get(name, {}))
             row.update(self.run)
             rows.append({k: (float(v) if isinstance(v, float) else v) for k, v in row.items()})
         return rows
@@ -845,7 +858,10 @@ def _finish(out: Path, run: dict, seconds: float, new_paths: set, ev, settings, 
                                       ("bad_files", "bad_files.parquet"), ("bad_csv", "bad_files.csv"),
                                       ("summary", "summary.json"))}
     _atomic_write(paths["results"], lambda p: _with_file(p, "wb", lambda fh: df.to_parquet(fh, index=False)))
-    _atomic_write(paths["results_csv"], lambda p: df.to_csv(p, index=False))
+    from .metrics.sets import CSV_DROP, extra_summary
+
+    csv = df.drop(columns=list(CSV_DROP), errors="ignore")  # embedding vectors: Parquet only
+    _atomic_write(paths["results_csv"], lambda p: csv.to_csv(p, index=False))
     _atomic_write(paths["bad_files"], lambda p: _with_file(p, "wb", lambda fh: bad.to_parquet(fh, index=False)))
     _atomic_write(paths["bad_csv"], lambda p: bad.to_csv(p, index=False))
     n_clips = int(df["path"].nunique()) if len(df) else 0
@@ -869,6 +885,8 @@ def _finish(out: Path, run: dict, seconds: float, new_paths: set, ev, settings, 
         "worst": worst,
         "outputs": {k: p.name for k, p in paths.items()},
     }
+    if settings is not None and tuple(settings.metrics) != ("default",):
+        summary["perceptual"] = extra_summary(df)
     _atomic_write(paths["summary"], lambda p: p.write_text(json.dumps(_clean(summary), indent=2, sort_keys=True)))
     return EvalResult(out, paths["results"], paths["results_csv"], paths["bad_files"], paths["summary"], n_clips,
                       int(len(df)), int(len(bad)), seconds, audio_s, new_audio_s, load_s)
@@ -1011,7 +1029,8 @@ def evaluate(audio, *, model: str = "auto", vocoder: str = "auto", enhancers=Non
              dtype: str = "float32", batch_size: int = 8, workers: int = 0, engine: str = "local", seed: int = 0,
              window: int = 1024, overlap: int = 128, fade: int = 64, griffinlim_iters: int = 32,
              ray_address: str | None = None, actors: int = 1, keep_worst: int = WORST_K, progress: bool = True,
-             echo=print, pause_after_batch: float = 0.0, allow_foreign_restorer: bool = False) -> EvalResult:
+             echo=print, pause_after_batch: float = 0.0, allow_foreign_restorer: bool = False,
+             metrics="default") -> EvalResult:
     """Score a corpus through the round trip and write the run folder (see the module docstring).
 
     Parameters
@@ -1048,6 +1067,8 @@ def evaluate(audio, *, model: str = "auto", vocoder: str = "auto", enhancers=Non
         Where the start and final lines go.
     pause_after_batch : float
         Sleep after each part file (a testing aid for crash-safety tests).
+    metrics : str or list
+        Metric sets, e.g. ``"default,perceptual,embedding"`` (:mod:`vaelib.metrics.sets`; default ``"default"``).
 
     Returns
     -------
@@ -1078,11 +1099,19 @@ def evaluate(audio, *, model: str = "auto", vocoder: str = "auto", enhancers=Non
 
         Windowing(window, overlap, fade)
         choice = resolve_models(model, vocoder)
+        from .metrics.sets import parse_metric_sets
+
+        metric_sets = parse_metric_sets(metrics)
+        if "embedding" in metric_sets:  # fail before the first clip, not after it
+            from .metrics.embedding import find_clap
+
+            find_clap("auto")
     except (ModelLoadError, ValueError) as exc:
         raise EvalError(one_line(exc)) from None
     settings = EvalSettings(model=model, vocoder=vocoder, enhancers=parse_enhancer_spec(enhancers), device=str(dev),
                             dtype=dtype, seed=int(seed), window=window, overlap=overlap, fade=fade,
-                            griffinlim_iters=griffinlim_iters, allow_foreign_restorer=bool(allow_foreign_restorer))
+                            griffinlim_iters=griffinlim_iters, allow_foreign_restorer=bool(allow_foreign_restorer),
+                            metrics=metric_sets)
     files = _list_files(audio)
     identity = {**settings.identity(), "model": choice.vae, "vocoder": choice.vocoder,
                 "audio": sorted({str(Path(a).resolve()) if a != "demo" else "demo"
@@ -1158,7 +1187,7 @@ def _cli(args) -> int:
                  engine=args.engine, seed=args.seed, window=args.window, overlap=args.overlap, fade=args.fade,
                  griffinlim_iters=args.griffinlim_iters, ray_address=args.ray_address, actors=args.actors,
                  keep_worst=args.keep_worst, progress=not args.no_progress, pause_after_batch=args.pause_after_batch,
-                 allow_foreign_restorer=args.allow_foreign_restorer)
+                 allow_foreign_restorer=args.allow_foreign_restorer, metrics=args.metrics)
     except EvalError as exc:
         sys.stderr.write(f"error: {one_line(exc)}\n")
         return 2
@@ -1206,6 +1235,9 @@ def add_parser(subparsers, parser_class=argparse.ArgumentParser):
                    help="Griffin-Lim iterations (default 32)")
     p.add_argument("--keep-worst", type=int, default=WORST_K, metavar="N",
                    help=f"keep audio excerpts of the N worst clips for 'vaelib report --from-eval' (default {WORST_K})")
+    p.add_argument("--metrics", default="default", metavar="SETS",
+                   help="metric sets: default[,perceptual][,embedding] (perceptual: ViSQOL, STOI, PESQ, DNSMOS; "
+                        "embedding: CLAP cosine + FAD; both opt-in, slow; default: default)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--pause-after-batch", type=float, default=0.0, help=argparse.SUPPRESS)
     p.set_defaults(func=_cli)

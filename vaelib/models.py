@@ -72,16 +72,21 @@ def _offline() -> bool:
 
 
 def _cached_snapshot(repo_id: str, subfolder: str) -> Path | None:
-    """The snapshot folder of ``repo_id`` in the HF cache if its ``subfolder`` weights are there, else None."""
+    """The snapshot folder of ``repo_id`` in the HF cache if its ``subfolder`` weights are there, else None.
+
+    ``subfolder=""`` looks for ``config.json`` + ``model.safetensors`` at the repo's root (e.g. a CLAP repo).
+    """
     from huggingface_hub import try_to_load_from_cache
 
+    prefix = f"{subfolder}/" if subfolder else ""
+    weights = _SAFETENSORS.get(subfolder, "model.safetensors")
     try:
-        hit = try_to_load_from_cache(repo_id, f"{subfolder}/{_SAFETENSORS[subfolder]}", cache_dir=str(hf_cache_dir()))
-        cfg = try_to_load_from_cache(repo_id, f"{subfolder}/config.json", cache_dir=str(hf_cache_dir()))
+        hit = try_to_load_from_cache(repo_id, f"{prefix}{weights}", cache_dir=str(hf_cache_dir()))
+        cfg = try_to_load_from_cache(repo_id, f"{prefix}config.json", cache_dir=str(hf_cache_dir()))
     except Exception:  # malformed cache entries are treated as absent
         return None
     if isinstance(hit, str) and isinstance(cfg, str):
-        return Path(cfg).parent.parent
+        return Path(cfg).parent.parent if subfolder else Path(cfg).parent
     return None
 
 

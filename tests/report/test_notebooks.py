@@ -255,3 +255,18 @@ def test_explorer_notebook_runs_interactively_under_papermill(nbrun, tmp_path):
              if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     assert views, "the explorer widget was not displayed"
     assert (out / "02_latent_enhance" / "metrics.json").is_file()
+
+
+def test_baseline_notebook_adds_visqol_and_keeps_speech_measures_to_speech_clips(nbrun):
+    """With vaelib[perceptual] (part of [test]): 01 writes perceptual.csv and ViSQOL per stage to its summary; the
+    speech measures stay empty on these clips (tones, noise: not speech)."""
+    import pandas as pd
+
+    rows = pd.read_csv(nbrun["out"] / "01_baseline" / "perceptual.csv")
+    assert sorted(set(rows["stage"])) == ["mel_projection", "vae"] and len(rows) == 4
+    assert rows["visqol"].between(1.0, 4.74).all()
+    assert rows[["visqol_speech", "stoi", "pesq_wb", "dnsmos_ovrl"]].isna().all().all()
+    s = _metrics(nbrun, "01_baseline")["summary"]
+    assert s["vae_visqol"] == pytest.approx(rows.loc[rows.stage == "vae", "visqol"].mean(), abs=1e-9)
+    assert s["projection_visqol"] == pytest.approx(rows.loc[rows.stage == "mel_projection", "visqol"].mean(), abs=1e-9)
+    assert s["n_perceptual_clips"] == 2 and s["n_perceptual_speech"] == 0 and s["vae_pesq_wb"] is None

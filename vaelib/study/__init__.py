@@ -14,6 +14,7 @@ module                             what it does
 :mod:`vaelib.study.glossary`       labels, units, direction and one-line definitions of the summary keys
 :mod:`vaelib.study.files`          ``metrics.csv`` / ``metrics.json``, the inputs signature
 :mod:`vaelib.study.restorers`      notebook 04: restorers vs. baselines, verdict, best/worst clips
+:mod:`vaelib.study.perceptual`     ViSQOL / STOI / PESQ / DNSMOS tables of 01 and 04 (when installed)
 =================================  ======================================================================
 """
 
@@ -27,6 +28,15 @@ from .claims import (
     reuse_claims_scores,
 )
 from .files import clean_json, inputs_signature, write_metrics
+from .perceptual import INSTALL_HINT as PERCEPTUAL_INSTALL_HINT
+from .perceptual import (
+    baseline_perceptual,
+    perceptual_caption,
+    perceptual_ready,
+    perceptual_summary,
+    perceptual_table,
+    restorer_perceptual,
+)
 from .prose import METRIC_NAMES, conclusions, fmt_num, why_disagree
 from .restorers import (
     BASELINE_GRIDS,
@@ -80,4 +90,6 @@ __all__ = [
     "prepare_out_dir", "preset_labels", "progress", "quick_score", "reuse_claims_scores", "run_round_trips",
     "save_figure", "score_stages", "Session", "setting_label", "setup", "summary_numbers", "sweep", "sweep_grid",
     "variant_mels", "verdict", "vocode_stages", "why_disagree", "write_metrics",
+    "PERCEPTUAL_INSTALL_HINT", "baseline_perceptual", "perceptual_caption", "perceptual_ready", "perceptual_summary",
+    "perceptual_table", "restorer_perceptual",
 ]

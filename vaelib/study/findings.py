@@ -16,7 +16,8 @@ from ..report import params as _params
 from .prose import METRIC_NAMES, attribution_sentences, best_setting_sentence, fmt_num, preset_sentence
 from .sweeps import preset_labels
 
-__all__ = ["load_docs", "run_findings", "attribution_figure", "restorer_sentence", "adaptive_findings"]
+__all__ = ["load_docs", "run_findings", "attribution_figure", "restorer_sentence", "adaptive_findings",
+           "perceptual_sentence"]
 
 
 def load_docs(run_dir, stems) -> dict[str, dict]:
@@ -63,6 +64,37 @@ def _restorer_findings(summary: dict) -> list[str]:
     return out
 
 
+def perceptual_sentence(label: str, summary: dict, prefix: str, key: str = "visqol") -> str | None:
+    """What a restorer does to a perceptual measure, from notebook 04's summary (``vaelib.study.perceptual``):
+    "The learned restorer changes ViSQOL (audio mode) by +x on the run's N clips (...)". ``None`` when the run
+    has no such numbers (the perceptual extra not installed, or no restorer)."""
+    from .glossary import METRICS
+
+    base, value = _num(summary, f"vae_{key}"), _num(summary, f"{prefix}_{key}")
+    change = _num(summary, f"{prefix}_{key}_change")
+    if not (math.isfinite(base) and math.isfinite(value) and math.isfinite(change)):
+        return None
+    n = int(_num(summary, "n_perceptual_speech" if key != "visqol" else "n_perceptual_clips") or 0)
+    name = "ViSQOL (audio mode, vocoded)" if key == "visqol" else METRICS[key].label + " (speech clips)"
+    detail = [f"plain VAE {fmt_num(base)} → {fmt_num(value)}"]
+    med, up = _num(summary, f"{prefix}_{key}_change_median"), _num(summary, f"{prefix}_{key}_n_improved")
+    if math.isfinite(med):
+        detail.append(f"median per-clip change {med:+.3f}")
+    if math.isfinite(up) and n:
+        detail.append(f"higher on {int(up)} of {n} clips")
+    return (f"The {label} changes {name} by {change:+.3f} on the run's {n} clip{'s' if n != 1 else ''} "
+            f"(mean of per-clip changes, higher is better; {'; '.join(detail)}).")
+
+
+def _perceptual_findings(summary: dict) -> list[str]:
+    out = []
+    for prefix, label in (("learned", "learned restorer"), ("learned_cond", "conditional learned restorer")):
+        s = perceptual_sentence(label, summary, prefix)
+        if s:
+            out.append(s)
+    return out
+
+
 def run_findings(docs: dict[str, dict]) -> list[str]:
     """Sentences answering the run's questions, in order: what the VAE adds to the vocoder's loss (01), what the
     best and the seed report's settings do (03), what a learned restorer does (04), how much of the gap to the
@@ -90,6 +122,7 @@ def run_findings(docs: dict[str, dict]) -> list[str]:
     learned = docs.get("04_learned_enhance")
     if learned:
         out += _restorer_findings(learned["summary"])
+        out += _perceptual_findings(learned["summary"])  # when 04 ran with vaelib[perceptual] installed
         # 04's own verdict: its first line restates the sentence above; the next compares the best simple baseline
         out += [str(x) for x in learned.get("verdict") or [] if isinstance(x, str)][1:2]
     adaptive = docs.get(nb.get("adaptive", ""))

@@ -86,6 +86,24 @@ METRICS: dict[str, Metric] = {
     "d_claims_high_pp": Metric("Δ retention ≥ 4 kHz vs. VAE only (seed rule)", "pp", "", "band_retention_claims",
                                "the seed report's 'high-frequency improvement'; counts added noise as restored"),
     "d_corr": Metric("Δ correlation vs. VAE only (seed rule)", "", "", "correlation", _PHASE),
+    # perceptual measures (vaelib[perceptual]; docs/perceptual.md): each output vs. the normalised input
+    "visqol": Metric("ViSQOL (audio, 48 kHz)", "", "higher", "visqol",
+                     f"visqol-python, checked against google/visqol's conformance values; {_WAVE}"),
+    "visqol_speech": Metric("ViSQOL (speech, 16 kHz)", "", "higher", "visqol_speech", f"speech clips only; {_WAVE}"),
+    "stoi": Metric("STOI", "", "higher", "stoi", f"pystoi; speech clips only; {_WAVE}"),
+    "estoi": Metric("ESTOI", "", "higher", "estoi", f"pystoi; speech clips only; {_WAVE}"),
+    "pesq_wb": Metric("PESQ-WB", "", "higher", "pesq_wb", f"pesq (ITU-T P.862.2 C code); speech clips only; {_WAVE}"),
+    "dnsmos_ovrl": Metric("DNSMOS overall", "", "higher", "dnsmos", "speechmos; no reference: of the output alone; "
+                          "speech clips only"),
+    "dnsmos_sig": Metric("DNSMOS signal", "", "higher", "dnsmos", "speech-signal quality of the output; speech only"),
+    "dnsmos_bak": Metric("DNSMOS background", "", "higher", "dnsmos", "background-noise quality of the output (5: "
+                         "no audible noise); speech only"),
+    "visqol_change_median": Metric("ViSQOL change, median over clips", "", "higher", "visqol",
+                                   "per-clip difference to the plain VAE, median"),
+    "visqol_n_improved": Metric("clips with higher ViSQOL", "", "", "visqol", "count of clips where the method "
+                                "scores above the plain VAE"),
+    "clap_cosine": Metric("CLAP embedding cosine distance", "", "lower", "embedding_distance",
+                          "needs CLAP weights the user has (vaelib ships none)"),
 }
 
 #: Summary-key prefixes (stages / variants) -> human label.
@@ -107,7 +125,8 @@ STAGES: dict[str, str] = {
     "learned_cond_label": "conditional restorer (type given)",
 }
 
-_META = {"n_clips": "clips", "n_settings": "swept settings",
+_META = {"n_clips": "clips", "n_settings": "swept settings", "n_perceptual_clips": "clips with perceptual measures",
+         "n_perceptual_speech": "speech clips with the speech measures",
          "n_better_mel_lsd_hf": "swept settings below the plain VAE's mel LSD-HF"}
 
 

@@ -144,7 +144,7 @@ def _band_mask(freqs: np.ndarray, lo: float, hi: float, nyquist: float, what: st
 
 
 def _cfg_for(cfg, sr: int | None = None):
-    from .audio import MelConfig
+    from ..audio import MelConfig
 
     if cfg is None:
         cfg = MelConfig()
@@ -706,7 +706,7 @@ def mel_band_error_db(ref, est, cfg=None, bands=BANDS) -> dict[str, float]:
     dict
         Error in dB per band name (0 for identical signals; a gain ``g`` gives ``|20 log10 g|``).
     """
-    from .audio import wav_to_mel
+    from ..audio import wav_to_mel
 
     cfg = _cfg_for(cfg)
     o, r = _pair(ref, est)
@@ -986,7 +986,7 @@ class _Analysis:
 
     @functools.cached_property
     def logmel(self) -> np.ndarray:
-        from .audio import wav_to_mel
+        from ..audio import wav_to_mel
 
         return wav_to_mel(self.x, self.cfg)
 
@@ -1067,3 +1067,24 @@ def score_mel(ref_logmel, est_logmel, cfg=None) -> dict[str, float]:
     for name, v in mel_band_error_db_logmel(a, b, cfg=cfg).items():
         out[f"mel_err_db_{name}"] = v
     return out
+
+
+# ----------------------------------------------------------------------------------------------------------
+# perceptual measures (optional libraries, imported lazily: vaelib[perceptual]) and embedding distances
+# ----------------------------------------------------------------------------------------------------------
+from .embedding import embedding_distance, fad  # noqa: E402
+from .perceptual import (  # noqa: E402
+    PERCEPTUAL_KEYS,
+    dnsmos,
+    estoi,
+    perceptual,
+    perceptual_available,
+    perceptual_versions,
+    pesq_wb,
+    stoi,
+    visqol,
+    visqol_speech,
+)
+
+__all__ += ["PERCEPTUAL_KEYS", "perceptual", "perceptual_available", "perceptual_versions", "visqol",
+            "visqol_speech", "stoi", "estoi", "pesq_wb", "dnsmos", "embedding_distance", "fad"]

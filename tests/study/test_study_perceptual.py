@@ -1,0 +1,85 @@
+"""vaelib.study.perceptual (notebooks 01 and 04), the index's ViSQOL finding and the glossary entries."""
+
+import math
+
+import numpy as np
+import pytest
+
+import vaelib
+from vaelib.metrics import PERCEPTUAL_KEYS
+from vaelib.metrics.perceptual import SPEECH_ONLY
+from vaelib.study import findings, glossary
+from vaelib.study.perceptual import perceptual_caption, perceptual_rows, perceptual_summary, perceptual_table
+
+SR = 16000
+
+
+def _demo(name, seconds=2.5):
+    path = next(f for f in vaelib.find_audio("demo", demo_split="eval") if name in str(f))
+    return vaelib.load_audio(path)[: int(seconds * SR)].astype(np.float64)
+
+
+def _noisy(x, snr_db, seed=0):
+    n = np.random.default_rng(seed).standard_normal(x.size)
+    return x + n * np.sqrt(np.mean(x**2) / np.mean(n**2) / 10 ** (snr_db / 10))
+
+
+@pytest.fixture(scope="module")
+def rows():
+    speech, music = _demo("speech_en_us_f4"), _demo("music_harpsichord")
+    pairs = [("speech_a", "speech", speech, {"vae": _noisy(speech, 10), "learned": _noisy(speech, 25)}),
+             ("music_b", "music", music, {"vae": _noisy(music, 25), "learned": _noisy(music, 10)})]
+    return perceptual_rows(pairs, sr=SR)
+
+
+def test_speech_measures_only_on_speech_clips(rows):
+    assert list(rows.columns) == ["clip", "category", "stage", *PERCEPTUAL_KEYS] and len(rows) == 4
+    speech, music = rows[rows.category == "speech"], rows[rows.category == "music"]
+    assert speech[list(PERCEPTUAL_KEYS)].map(math.isfinite).all().all()
+    assert music["visqol"].map(math.isfinite).all()
+    assert music[list(SPEECH_ONLY)].isna().all().all()
+    table = perceptual_table(rows)
+    assert any("(speech only)" in c for c in table.columns) and not any("ViSQOL (audio" in c and "speech only" in c
+                                                                         for c in table.columns)
+    cap = perceptual_caption(rows)
+    assert "speech clips only (1 speech clip here)" in cap and "visqol-python 3.8.0" in cap
+
+
+def test_summary_changes_against_the_plain_vae(rows):
+    s = perceptual_summary(rows, {"vae": "vae", "learned": "learned"}, base="vae")
+    w = rows.pivot_table(index="clip", columns="stage", values="visqol")
+    d = w["learned"] - w["vae"]
+    assert s["learned_visqol_change"] == pytest.approx(d.mean())
+    assert s["learned_visqol_change_median"] == pytest.approx(d.median())
+    assert s["learned_visqol_n_improved"] == 1.0  # speech got less noise, music more
+    assert s["vae_visqol"] == pytest.approx(w["vae"].mean())
+    assert s["n_perceptual_clips"] == 2.0 and s["n_perceptual_speech"] == 1.0
+    # speech measures: over the speech clip only
+    ws = rows.pivot_table(index="clip", columns="stage", values="pesq_wb")
+    assert s["learned_pesq_wb"] == pytest.approx(ws.loc["speech_a", "learned"])
+    assert s["learned_pesq_wb_change"] > 0 and "learned_pesq_wb_n_improved" not in s
+    assert perceptual_summary(None, {"vae": "vae"}) == {}
+
+
+def test_index_finding_on_visqol(rows):
+    s = perceptual_summary(rows, {"vae": "vae", "learned": "learned"}, base="vae")
+    docs = {"04_learned_enhance": {"summary": s}}
+    got = [x for x in findings.run_findings(docs) if "ViSQOL" in x]
+    assert len(got) == 1
+    assert got[0].startswith(f"The learned restorer changes ViSQOL (audio mode, vocoded) by "
+                             f"{s['learned_visqol_change']:+.3f} on the run's 2 clips")
+    assert "higher on 1 of 2 clips" in got[0]
+    assert not [x for x in findings.run_findings({"04_learned_enhance": {"summary": {"n_clips": 2}}})
+                if "ViSQOL" in x]
+
+
+def test_glossary_explains_each_measure():
+    generic = glossary.definition("visqol").split(".")[0]
+    seen = set()
+    for k in (*PERCEPTUAL_KEYS, "clap_cosine"):
+        text = glossary.definition(k)
+        assert text and k in glossary.METRICS, k
+        seen.add(text)
+    assert len(seen) == len(PERCEPTUAL_KEYS) + 1  # one definition each
+    assert "ViSQOL" in generic and "48 kHz" in generic
+    assert glossary.describe_key("learned_visqol_change") == ("learned restorer", "visqol", "change")

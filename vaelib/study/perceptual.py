@@ -1,0 +1,144 @@
+"""Perceptual measures in the notebooks, when ``vaelib[perceptual]`` is installed (01: per stage; 04: the plain
+VAE vs. the learned restorers, vocoded).
+
+ViSQOL's audio mode is computed for every clip; the speech measures (ViSQOL speech mode, STOI, ESTOI, PESQ-WB,
+DNSMOS) only for **speech** clips (type from the file name, :func:`vaelib.restore.category_of`), since they were
+designed and validated for speech only: their columns say "(speech only)" and are empty for other clips. Every
+table's caption names the libraries and versions (:func:`perceptual_caption`). Without any of the libraries the
+functions return ``None`` and the notebooks say how to install them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from ..metrics.perceptual import (
+    MEASURES,
+    PERCEPTUAL_KEYS,
+    SPEECH_ONLY,
+    perceptual,
+    perceptual_available,
+    perceptual_versions,
+)
+
+__all__ = ["perceptual_ready", "perceptual_rows", "perceptual_table", "perceptual_caption", "perceptual_summary",
+           "baseline_perceptual", "restorer_perceptual", "INSTALL_HINT"]
+
+INSTALL_HINT = ("Perceptual measures (ViSQOL, STOI, PESQ, DNSMOS) are not installed: "
+                "`pip install 'vaelib[perceptual]'` (docs/perceptual.md).")
+#: Columns shown in the notebooks, in order (DNSMOS SIG/BAK stay in the CSV files).
+SHOWN = ("visqol", "visqol_speech", "stoi", "estoi", "pesq_wb", "dnsmos_ovrl")
+
+
+def perceptual_ready() -> bool:
+    """Whether at least ViSQOL's audio mode is installed (the measure shown for every clip)."""
+    return bool(perceptual_available("visqol"))
+
+
+def _category(path) -> str:
+    from ..categories import category_of
+
+    return category_of(path)
+
+
+def perceptual_rows(pairs, sr: int = 16000) -> pd.DataFrame | None:
+    """One row per (clip, stage): ``clip``, ``category``, ``stage`` and the keys of
+    :data:`vaelib.metrics.PERCEPTUAL_KEYS`; speech measures are NaN for clips that are not speech.
+
+    Parameters
+    ----------
+    pairs : iterable of (name, category, reference waveform, {stage: waveform})
+    """
+    if not perceptual_ready():
+        return None
+    rows = []
+    for name, category, ref, stages in pairs:
+        kinds = "all" if category == "speech" else ["visqol"]
+        for stage, wave in stages.items():
+            res = perceptual(ref, wave, sr=sr, kinds=kinds)
+            rows.append({"clip": name, "category": category, "stage": stage, **res})
+    return pd.DataFrame(rows, columns=["clip", "category", "stage", *PERCEPTUAL_KEYS])
+
+
+def perceptual_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per clip and stage, the shown measures with labelled columns ("… (speech only)" for the speech measures)."""
+    cols = {k: MEASURES[k]["label"] + (" (speech only)" if k in SPEECH_ONLY else "") + " ↑" for k in SHOWN}
+    out = rows[["clip", "category", "stage", *SHOWN]].rename(columns=cols)
+    return out.set_index(["clip", "stage"]).round(3)
+
+
+def perceptual_caption(rows: pd.DataFrame | None = None) -> str:
+    """Markdown caption: what each column is, where it applies, and the libraries' versions."""
+    v = perceptual_versions()
+    libs = ", ".join(f"{name} {ver}" for name, ver in v.items() if ver)
+    n_speech = int((rows.drop_duplicates("clip")["category"] == "speech").sum()) if rows is not None else None
+    speech = (f" ({n_speech} speech clip{'s' if n_speech != 1 else ''} here)" if n_speech is not None else "")
+    return ("Higher is better. ViSQOL (audio mode, 48 kHz) for every clip; the speech measures — ViSQOL speech "
+            f"mode, STOI, ESTOI, PESQ-WB, DNSMOS (no reference, on the output) — for speech clips only{speech}. "
+            f"Each output is scored against the normalised input. Libraries: {libs}. Definitions and the "
+            "validation of the ViSQOL port: docs/perceptual.md.")
+
+
+def perceptual_summary(rows: pd.DataFrame | None, prefixes: dict[str, str], base: str | None = None,
+                       detail=("visqol",)) -> dict:
+    """Flat numbers for ``metrics.json``: ``<prefix>_<key>`` = mean over the clips where the key applies, and
+    against the ``base`` stage (e.g. the plain VAE) ``<prefix>_<key>_change`` (mean per-clip difference); for the
+    keys in ``detail`` also ``<prefix>_<key>_change_median`` and ``<prefix>_<key>_n_improved`` (clips where it
+    went up); with ``n_perceptual_clips`` / ``n_perceptual_speech``.
+
+    Parameters
+    ----------
+    rows : DataFrame from :func:`perceptual_rows`, or None (gives ``{}``)
+    prefixes : dict
+        ``{stage: summary prefix}``, e.g. ``{"vae": "vae", "learned": "learned"}``.
+    base : str, optional
+        The stage the changes are taken against.
+    """
+    if rows is None or not len(rows):
+        return {}
+    out = {"n_perceptual_clips": float(rows["clip"].nunique()),
+           "n_perceptual_speech": float(rows.loc[rows["category"] == "speech", "clip"].nunique())}
+    wide = {k: rows.pivot_table(index="clip", columns="stage", values=k, dropna=False) for k in PERCEPTUAL_KEYS}
+    for stage, prefix in prefixes.items():
+        for k, t in wide.items():
+            if stage not in t:
+                continue
+            col = t[stage].dropna()
+            out[f"{prefix}_{k}"] = float(col.mean()) if len(col) else math.nan
+            if base is not None and stage != base and base in t:
+                d = (t[stage] - t[base]).dropna()
+                out[f"{prefix}_{k}_change"] = float(d.mean()) if len(d) else math.nan
+                if k in detail:
+                    out[f"{prefix}_{k}_change_median"] = float(d.median()) if len(d) else math.nan
+                    out[f"{prefix}_{k}_n_improved"] = float((d > 0).sum()) if len(d) else math.nan
+    return out
+
+
+def baseline_perceptual(recs: dict, clips) -> pd.DataFrame | None:
+    """Notebook 01: each clip's mel projection and VAE round trip scored against its (normalised) input."""
+    path = {c.name: c.path for c in clips}
+    pairs = [(name, _category(path.get(name, name)), rec.wave,
+              {"mel_projection": rec["mel_projection"].wave, "vae": rec["vae"].wave})
+             for name, rec in recs.items()]
+    return perceptual_rows(pairs, sr=int(next(iter(recs.values())).sr) if recs else 16000)
+
+
+def restorer_perceptual(items: list[dict], labels, vocoder, sr: int = 16000) -> pd.DataFrame | None:
+    """Notebook 04: the plain VAE and each learned restorer (``labels`` of
+    :func:`vaelib.study.compare_restorers`), vocoded with the run's vocoder, against the input waveform."""
+    if not perceptual_ready():
+        return None
+    from ..pipeline import vocode
+    from .restorers import variant_mels
+
+    pairs = []
+    for it in items:
+        mels = variant_mels(it, labels)[1:]  # plain VAE, then each restorer (the input is the reference)
+        waves = vocode(vocoder, [m for _, m in mels])
+        stages = {("vae" if lab == "VAE only" else lab): np.asarray(w, dtype=np.float64)
+                  for (lab, _), w in zip(mels, waves, strict=True)}
+        pairs.append((it["name"], _category(it["path"]), np.asarray(it["wave"], dtype=np.float64), stages))
+    return perceptual_rows(pairs, sr=sr)
