@@ -49,6 +49,15 @@ def test_notebooks_dir_is_the_package_data_and_the_checkout_under_an_editable_in
         assert (SOURCE / name).is_file(), name
 
 
+def test_every_package_is_listed_in_pyproject():
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "vaelib").rglob("__init__.py")
+             if "__pycache__" not in p.parts}
+    assert found | {"vaelib.report.notebooks"} == listed, "add new packages to [tool.setuptools] packages"
+
+
 def test_default_notebooks_missing_is_one_line(tmp_path, monkeypatch):
     from vaelib.report import plan
 
