@@ -117,3 +117,25 @@ def test_python_m_vaelib_help():
     for flag in ("--audio", "--model", "--vocoder", "--out", "-p NAME=VALUE", "--no-input", "--list-params",
                  "--timeout"):
         assert flag in proc.stdout
+
+
+def test_disk_full_is_one_line_naming_path_and_free_space(tmp_path, capsys, monkeypatch):
+    """An OS error from deep inside a run (here: ENOSPC while writing a page) ends in one line that names the path
+    and the free space, for `vaelib report` and `vaelib train-restorer` alike."""
+    import errno
+
+    from vaelib import report
+    from vaelib.restore import cli as restore_cli
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "run" / "01_baseline.html"))
+
+    monkeypatch.setattr(report, "run_report", full)
+    assert main(["report", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "01_baseline.html" in err and "free" in err and "No space left" in err
+    monkeypatch.setattr(restore_cli, "train_restorer", full)
+    monkeypatch.setattr("vaelib.models.load_vae", lambda *a, **k: None)
+    assert main(["train-restorer", "--model", "bundled", "--audio", "demo-train", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "No space left" in err and "free" in err

@@ -121,6 +121,11 @@ def _report(args) -> int:
     except report.NotebookError as exc:
         _err(exc)
         return 1
+    except OSError as exc:  # disk full, permissions: one line naming the path and the free space
+        from .runlock import storage_error
+
+        _err(storage_error(exc.filename or args.out or ".", exc))
+        return 2
     except KeyboardInterrupt:
         _err("interrupted; whatever ran so far is in the run folder")
         return 130

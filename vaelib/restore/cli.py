@@ -142,6 +142,10 @@ def _main(args) -> int:
                              command=command)
     except RestorerError as exc:
         return _err(exc)
+    except OSError as exc:  # disk full, permissions: one line naming the path and the free space
+        from ..runlock import storage_error
+
+        return _err(storage_error(exc.filename or args.out, exc))
     except KeyboardInterrupt:
         _err(f"interrupted; resume with --resume --out {args.out}")
         return 130
