@@ -1,9 +1,11 @@
 """Perceptual measures in the notebooks, when ``vaelib[perceptual]`` is installed (01: per stage; 04: the plain
 VAE vs. the learned restorers, vocoded).
 
-ViSQOL's audio mode is computed for every clip; the speech measures (ViSQOL speech mode, STOI, ESTOI, PESQ-WB,
-DNSMOS) only for **speech** clips (type from the file name, :func:`vaelib.restore.category_of`), since they were
-designed and validated for speech only: their columns say "(speech only)" and are empty for other clips. Every
+ViSQOL's audio mode is computed for every clip; the reference-based speech measures (ViSQOL speech mode, STOI,
+ESTOI, PESQ-WB) only for **speech** clips (type by the one rule, :func:`vaelib.categories.category_of`), since
+they were designed and validated for speech only: their columns say "(speech only)" and are empty for other
+clips. DNSMOS (no reference, 1.5 s per output on 2 cores: the costliest measure, benchmarks/README.md) is left to
+``vaelib eval --metrics default,perceptual``, which keeps the report within its time. Every
 table's caption names the libraries and versions (:func:`perceptual_caption`). Without any of the libraries the
 functions return ``None`` and the notebooks say how to install them.
 """
@@ -30,7 +32,9 @@ __all__ = ["perceptual_ready", "perceptual_rows", "perceptual_table", "perceptua
 INSTALL_HINT = ("Perceptual measures (ViSQOL, STOI, PESQ, DNSMOS) are not installed: "
                 "`pip install 'vaelib[perceptual]'` (docs/perceptual.md).")
 #: Columns shown in the notebooks, in order (DNSMOS SIG/BAK stay in the CSV files).
-SHOWN = ("visqol", "visqol_speech", "stoi", "estoi", "pesq_wb", "dnsmos_ovrl")
+SHOWN = ("visqol", "visqol_speech", "stoi", "estoi", "pesq_wb")
+#: What the notebooks compute: speech clips / the others (DNSMOS only in ``vaelib eval``).
+NOTEBOOK_KINDS = {"speech": ("visqol", "visqol_speech", "stoi", "pesq"), "other": ("visqol",)}
 
 
 def perceptual_ready() -> bool:
@@ -56,7 +60,7 @@ def perceptual_rows(pairs, sr: int = 16000) -> pd.DataFrame | None:
         return None
     rows = []
     for name, category, ref, stages in pairs:
-        kinds = "all" if category == "speech" else ["visqol"]
+        kinds = NOTEBOOK_KINDS["speech" if category == "speech" else "other"]
         for stage, wave in stages.items():
             res = perceptual(ref, wave, sr=sr, kinds=kinds)
             rows.append({"clip": name, "category": category, "stage": stage, **res})
@@ -77,7 +81,8 @@ def perceptual_caption(rows: pd.DataFrame | None = None) -> str:
     n_speech = int((rows.drop_duplicates("clip")["category"] == "speech").sum()) if rows is not None else None
     speech = (f" ({n_speech} speech clip{'s' if n_speech != 1 else ''} here)" if n_speech is not None else "")
     return ("Higher is better. ViSQOL (audio mode, 48 kHz) for every clip; the speech measures — ViSQOL speech "
-            f"mode, STOI, ESTOI, PESQ-WB, DNSMOS (no reference, on the output) — for speech clips only{speech}. "
+            f"mode, STOI, ESTOI, PESQ-WB — for speech clips only{speech} (DNSMOS: `vaelib eval --metrics "
+            "default,perceptual`). "
             f"Each output is scored against the normalised input. Libraries: {libs}. Definitions and the "
             "validation of the ViSQOL port: docs/perceptual.md.")
 
