@@ -448,7 +448,7 @@ def per_clip_change_figure(changes: dict, title: str = "per-clip change of mel L
         ax.bar(range(len(vals)), vals, color=["tab:blue" if v < 0 else "tab:red" for v in vals])
         if vals:
             ax.axhline(float(np.median(vals)), color="k", ls="--", lw=0.8, label=f"median {np.median(vals):+.0f} %")
-            ax.legend(loc="upper left", fontsize=7, frameon=False)
+            ax.legend(loc="best", fontsize=7, frameon=True, framealpha=0.8)
         ax.axhline(0, color="grey", lw=0.6)
         ax.set_xticks(range(len(vals)))
         ax.set_xticklabels([c for c, _ in items], rotation=30, ha="right", fontsize=6)
