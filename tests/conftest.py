@@ -53,6 +53,19 @@ def tiny_snapshot(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
+def _torch_threads_restored():
+    """Restore torch's intra-op thread count after each test: a test that runs train-restorer or the tiny-VAE
+    trainer in-process sets it (their --threads), and tests comparing an in-process run with a subprocess's need
+    both at the same count (a different count changes float sums in the last bits)."""
+    import torch
+
+    n = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
+@pytest.fixture(autouse=True)
 def _isolated_hf_cache(tmp_path_factory, monkeypatch):
     """Point the HF cache at an empty temp dir so the user's cache never leaks into tests."""
     cache = tmp_path_factory.getbasetemp() / "hf_cache_empty"

@@ -312,7 +312,7 @@ def _local_folder(folder: Path, subfolder: str) -> tuple[Path, str | None]:
             f"(with {subfolder}/) or the {subfolder} folder itself"
         )
     weights_dir = root / sub if sub else root
-    expected = _SAFETENSORS[subfolder]
+    expected = _SAFETENSORS.get(subfolder, "model.safetensors")
     if not ((weights_dir / expected).is_file() or (weights_dir / f"{expected}.index.json").is_file()):
         pickles = [p.name for p in weights_dir.iterdir() if p.suffix in _PICKLE_SUFFIXES]
         if pickles:

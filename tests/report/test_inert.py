@@ -160,7 +160,7 @@ def test_pages_render_in_chromium_without_running_script(hostile_run, tmp_path):
                 assert dialogs == [], f"{name} ran script: {dialogs}"
                 images = page.evaluate("Array.from(document.images).map(i => i.naturalWidth)")
                 assert images and all(w > 0 for w in images), f"{name}: a figure did not render {images}"
-                if name != "index.html":
+                if name not in ("index.html", "05_adaptive.html"):  # the pages with players (05: tables, figures)
                     page.wait_for_function("Array.from(document.querySelectorAll('audio')).every("
                                            "a => a.readyState >= 1)", timeout=15000)
                     durations = page.evaluate("Array.from(document.querySelectorAll('audio')).map(a => a.duration)")

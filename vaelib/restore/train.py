@@ -276,6 +276,17 @@ def train_restorer(vae, files, out, kind: str = "mel", conditional: bool = False
     the differences are refused in one line); ``extend_steps`` accepts a larger ``steps`` (recorded in the card).
     Returns ``{"folder", "eval", "steps", "seconds"}``.
     """
+    out = Path(out).expanduser()
+    lock = _lock_run_folder(out)  # one writer per run folder: a second process stops here, naming the first
+    try:
+        return _train(vae, files, out, kind, conditional, opts, channels, arch, resume, progress, command, echo,
+                      pairs, extend_steps)
+    finally:  # also on Ctrl-C and errors: the folder is free for the rerun
+        lock.release()
+
+
+def _train(vae, files, out, kind, conditional, opts, channels, arch, resume, progress, command, echo, pairs,
+           extend_steps) -> dict:
     from tqdm.auto import tqdm
 
     opts = opts or TrainOptions()
@@ -283,7 +294,6 @@ def train_restorer(vae, files, out, kind: str = "mel", conditional: bool = False
     channels = channels or _DEFAULT_WIDTH["latent" if kind == "latent" else arch]
     signature = run_signature(vae, files, pairs, kind, conditional, arch, channels, opts)
     extended_from = None
-    lock = _lock_run_folder(out)  # one writer per run folder: a second process stops here, naming the first
     if resume:
         if (out / WEIGHTS).is_file():
             raise RestorerError(f"{out} holds a finished restorer ({WEIGHTS}); nothing to resume")
@@ -460,7 +470,6 @@ def train_restorer(vae, files, out, kind: str = "mel", conditional: bool = False
     save_json(out / "eval.json", result_eval)
     _plot_curve(out / "training_curve.png", rows)
     (out / "MODEL_CARD.md").write_text(model_card(train_info, result_eval, rows))
-    lock.release()
     return {"folder": out, "eval": result_eval, "steps": step, "seconds": seconds}
 
 
