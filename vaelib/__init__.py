@@ -15,6 +15,7 @@ Packages and modules: :mod:`vaelib.audio` (I/O + training-matched front end), :m
 """
 
 from .audio import MelConfig, find_audio, load_audio, normalize, save_audio, wav_to_mel
+from .generate import attach, detach
 from .models import load_vae, load_vocoder, resolve_models
 from .pipeline import reconstruct
 
@@ -22,6 +23,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "MelConfig",
+    "attach",
+    "detach",
     "find_audio",
     "load_audio",
     "load_vae",
