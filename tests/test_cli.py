@@ -70,7 +70,7 @@ def test_list_params(ws, capsys):
 def test_missing_repo_notebooks_is_one_line(ws, capsys, monkeypatch):
     from vaelib import report
 
-    monkeypatch.setattr(report, "notebooks_dir", lambda: Path("/nonexistent/notebooks"))
+    monkeypatch.setattr(report.plan, "notebooks_dir", lambda: Path("/nonexistent/notebooks"))
     assert main(["report", "--list-params"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: report notebooks not found")

@@ -185,3 +185,18 @@ def test_ray_engine_matches_local(tmp_path):
     assert len(num) > 30
     pd.testing.assert_frame_equal(remote.drop(columns=num), local.drop(columns=num))
     np.testing.assert_allclose(remote[num].to_numpy(), local[num].to_numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_foreign_restorer_is_a_one_line_run_error(corpus, tmp_path):
+    """The bundled restorers belong to the bundled VAE: on another VAE eval stops in one line before any clip
+    (not a bad file per clip), and --allow-foreign-restorer runs it anyway."""
+    from conftest import write_tiny_snapshot
+
+    snap = write_tiny_snapshot(tmp_path / "other-vae")
+    cmd = [*_cmd(corpus / "speech" / "a.wav", tmp_path / "run"), "--enhancers", "learned"]
+    cmd[cmd.index("bundled")] = str(snap)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "trained for VAE" in done.stderr and "--allow-foreign-restorer" in done.stderr
+    ok = subprocess.run([*cmd, "--allow-foreign-restorer"], capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr[-2000:]

@@ -97,14 +97,14 @@ def _report(args) -> int:
         return _report_from_eval(args)
     if args.list_params:
         try:
-            nbs = report._resolve_notebooks(args.notebooks)
+            nbs = report.plan.resolve_notebooks(args.notebooks)
             per, _ = report.inspect_params(nbs)
         except report.ReportError as exc:
             _err(exc)
             return 2
         print(report.format_params(per))
         return 0
-    timeout = report.DEFAULT_TIMEOUT if args.timeout is None else args.timeout
+    timeout = report.run.DEFAULT_TIMEOUT if args.timeout is None else args.timeout
     if not timeout > 0:
         _err(f"--timeout must be a positive number of seconds (got {args.timeout:g})")
         return 2

@@ -64,7 +64,7 @@ import torch.nn.functional as F
 
 __all__ = ["ENHANCERS", "PRESETS", "Param", "Enhancer", "Spec", "apply", "laplacian", "laplacian_freq",
            "validate_params", "parse", "describe", "enhancer_params", "get", "mel_band_mask", "restorer_enhancer",
-           "restorer_names", "STAGES", "STAGE_NAMES"]
+           "restorer_names", "check_restorers", "restorer_fits", "STAGES", "STAGE_NAMES"]
 
 #: Where an enhancer acts: on the scaled latent (then decoded) or on the decoded log-mel.
 STAGES = ("latent", "mel")
@@ -376,11 +376,11 @@ def parse(enhancers) -> dict[str, Spec]:
     items = enhancers.items() if isinstance(enhancers, dict) else ((name, None) for name in enhancers)
     out = {}
     for label, spec in items:
-        if label in STAGE_NAMES:
-            raise ValueError(f"enhancer label {label!r} clashes with a stage name; choose another label")
-        if isinstance(spec, Spec):
+        if isinstance(spec, Spec):  # parsed before, labels included
             out[label] = spec
             continue
+        if label in STAGE_NAMES:
+            raise ValueError(f"enhancer label {label!r} clashes with a stage name; choose another label")
         if spec is None:
             method, params = PRESETS.get(label, (label, {}))
         elif isinstance(spec, dict):
@@ -413,6 +413,31 @@ def apply(method, x: torch.Tensor, params: dict | None = None, *, seed: int = 0,
         raise ValueError(f"{spec.method} acts on the {what}: it must be a 4-D tensor {layout}, got {shape}")
     with torch.no_grad():
         return enh.fn(x, seed=seed, **spec.params)
+
+
+def check_restorers(specs, vae, allow_foreign: bool = False) -> None:
+    """Refuse, in one line, any restorer among ``specs`` that was trained for another VAE than ``vae``.
+
+    ``specs``: parsed (:func:`parse`) or any form :func:`parse` takes; ``vae``: a :class:`vaelib.models.LatentVAE`
+    or a diffusers ``AutoencoderKL``. Called once by the entry points (``reconstruct``, ``vaelib eval``, the
+    notebooks, the pipeline hook); ``allow_foreign=True`` is the explicit override. Raises ``ValueError``
+    (:class:`vaelib.restore.RestorerError`).
+    """
+    from .restore.model import check_vae, registered
+
+    for spec in parse(specs).values():
+        enh = get(spec.method)
+        if enh.restorer:
+            check_vae(registered(spec.method), vae, spec.method, allow_foreign)
+
+
+def restorer_fits(name: str, vae) -> bool:
+    """Whether the restorer ``name`` may be applied to ``vae`` (:func:`check_restorers` would accept it)."""
+    try:
+        check_restorers([name], vae)
+    except ValueError:
+        return False
+    return True
 
 
 def _reserve_names() -> None:

@@ -141,10 +141,12 @@ class EvalSettings:
     overlap: int = 128
     fade: int = 64
     griffinlim_iters: int = 32
+    allow_foreign_restorer: bool = False
 
     def identity(self) -> dict:
         """The parameters whose change changes the numbers (hashed into ``run.json``)."""
         d = dataclasses.asdict(self)
+        d.pop("allow_foreign_restorer")  # permission, not a number-changing parameter
         d["enhancers"] = {k: [m, p] for k, (m, p) in self.enhancers.items()}
         d["device"] = self.device.split(":")[0]
         return d
@@ -181,6 +183,12 @@ class Evaluator:
         self.vae = load_vae(settings.model, device=settings.device)
         self.vocoder = load_vocoder(settings.vocoder, device=settings.device, model=settings.model,
                                     n_iter=settings.griffinlim_iters)
+        from .enhance import check_restorers
+
+        try:  # once, before any clip: a restorer trained for another VAE is a run error, not a clip error
+            check_restorers(settings.enhancers, self.vae, settings.allow_foreign_restorer)
+        except ValueError as exc:
+            raise EvalError(f"--enhancers: {one_line(exc)}") from None
         self.run = dict(run or {})
         #: Seconds spent importing and loading the models (what a longer corpus amortises).
         self.load_seconds = time.perf_counter() - t0
@@ -200,7 +208,8 @@ class Evaluator:
 
         s = self.settings
         with self._autocast():
-            return reconstruct_long(wave, self.vae, self.vocoder, s.enhancers, seed=s.seed, windowing=s.windowing())
+            return reconstruct_long(wave, self.vae, self.vocoder, s.enhancers, seed=s.seed, windowing=s.windowing(),
+                                    allow_foreign_restorer=True)  # checked once in __init__
 
     def load(self, item):
         """``(wave, None)`` or ``(None, reason)`` for one item."""
@@ -652,7 +661,7 @@ def evaluate(audio, *, model: str = "auto", vocoder: str = "auto", enhancers=Non
              dtype: str = "float32", batch_size: int = 8, workers: int = 0, engine: str = "local", seed: int = 0,
              window: int = 1024, overlap: int = 128, fade: int = 64, griffinlim_iters: int = 32,
              ray_address: str | None = None, actors: int = 1, keep_worst: int = WORST_K, progress: bool = True,
-             echo=print, pause_after_batch: float = 0.0) -> EvalResult:
+             echo=print, pause_after_batch: float = 0.0, allow_foreign_restorer: bool = False) -> EvalResult:
     """Score a corpus through the round trip and write the run folder (see the module docstring).
 
     Parameters
@@ -723,7 +732,7 @@ def evaluate(audio, *, model: str = "auto", vocoder: str = "auto", enhancers=Non
         raise EvalError(one_line(exc)) from None
     settings = EvalSettings(model=model, vocoder=vocoder, enhancers=parse_enhancer_spec(enhancers), device=str(dev),
                             dtype=dtype, seed=int(seed), window=window, overlap=overlap, fade=fade,
-                            griffinlim_iters=griffinlim_iters)
+                            griffinlim_iters=griffinlim_iters, allow_foreign_restorer=bool(allow_foreign_restorer))
     files = _list_files(audio)
     identity = {**settings.identity(), "model": choice.vae, "vocoder": choice.vocoder,
                 "audio": sorted({str(Path(a).resolve()) if a != "demo" else "demo"
@@ -794,7 +803,8 @@ def _cli(args) -> int:
                  device=args.device, dtype=args.dtype, batch_size=args.batch_size, workers=args.workers,
                  engine=args.engine, seed=args.seed, window=args.window, overlap=args.overlap, fade=args.fade,
                  griffinlim_iters=args.griffinlim_iters, ray_address=args.ray_address, actors=args.actors,
-                 keep_worst=args.keep_worst, progress=not args.no_progress, pause_after_batch=args.pause_after_batch)
+                 keep_worst=args.keep_worst, progress=not args.no_progress, pause_after_batch=args.pause_after_batch,
+                 allow_foreign_restorer=args.allow_foreign_restorer)
     except EvalError as exc:
         sys.stderr.write(f"error: {one_line(exc)}\n")
         return 2
@@ -818,6 +828,9 @@ def add_parser(subparsers, parser_class=argparse.ArgumentParser):
                    help="vocoder (default: auto)")
     p.add_argument("--enhancers", default=None, metavar="SPEC",
                    help="enhancers to evaluate too: name[:key=value...],... (see below)")
+    p.add_argument("--allow-foreign-restorer", action="store_true",
+                   help="apply a restorer trained for another VAE anyway (refused by default: restorers record their "
+                        "VAE's fingerprint)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="run folder (default: evals/<hash of the parameters>); rerun to resume")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: auto)")

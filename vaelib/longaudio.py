@@ -193,6 +193,9 @@ class RoundTrip:
         Stages to vocode (default: every stage). Mels of every stage are always returned.
     cfg : MelConfig, optional
         Front end (default: the VAE's).
+    allow_foreign_restorer : bool
+        Apply a restorer trained for another VAE anyway (refused here, once, by default:
+        :func:`vaelib.enhance.check_restorers`).
 
     Notes
     -----
@@ -204,11 +207,13 @@ class RoundTrip:
     """
 
     def __init__(self, vae, vocoder=None, enhancers=None, *, seed: int = 0, windowing: Windowing | None = None,
-                 vocode=None, cfg: MelConfig | None = None):
+                 vocode=None, cfg: MelConfig | None = None, allow_foreign_restorer: bool = False):
+        from .enhance import check_restorers
         from .pipeline import parse_enhancers
 
         self.vae, self.vocoder = vae, vocoder
         self.enhancers = parse_enhancers(enhancers)
+        check_restorers(self.enhancers, vae, allow_foreign_restorer)  # once here, not per window
         self.seed = int(seed)
         self.win = windowing or Windowing()
         self.cfg = cfg or vae.mel_config
@@ -295,7 +300,7 @@ class RoundTrip:
         a = (start - self._buf0) * self.hop
         seg = self._buf[a:a + length * self.hop]
         rec = reconstruct(seg, self.vae, None, self.enhancers, cfg=self.cfg, seed=self.seed + self.n_windows,
-                          normalise=False, vocode=False)
+                          normalise=False, vocode=False, allow_foreign_restorer=True)  # checked in __init__
         self.n_windows += 1
         if self.stages is None:
             self.stages = [s for s in rec.stages if s != "input"]
@@ -403,7 +408,8 @@ class RoundTrip:
 
 
 def reconstruct_long(wave, vae, vocoder=None, enhancers=None, *, seed: int = 0, windowing: Windowing | None = None,
-                     normalise: bool = True, vocode=None, cfg: MelConfig | None = None, block: int | None = None):
+                     normalise: bool = True, vocode=None, cfg: MelConfig | None = None, block: int | None = None,
+                     allow_foreign_restorer: bool = False):
     """The round trip of a recording of any length, in windows (see the module docstring).
 
     A recording of at most one window gives exactly :func:`vaelib.pipeline.reconstruct`'s stages.
@@ -412,7 +418,7 @@ def reconstruct_long(wave, vae, vocoder=None, enhancers=None, *, seed: int = 0, 
     ----------
     wave : array_like
         Mono waveform at the front end's rate.
-    vae, vocoder, enhancers, seed, windowing, vocode, cfg
+    vae, vocoder, enhancers, seed, windowing, vocode, cfg, allow_foreign_restorer
         As for :class:`RoundTrip` (``vocoder=None``: mels only).
     normalise : bool
         Apply the training normalisation (mean removed, peak 0.5) over the whole recording first.
@@ -434,7 +440,8 @@ def reconstruct_long(wave, vae, vocoder=None, enhancers=None, *, seed: int = 0, 
     if normalise:
         x, gain = normalize(x)
     x = pad_to_multiple(x, cfg)  # padding here (not in flush) lets the input double as the reference waveform
-    rt = RoundTrip(vae, vocoder, enhancers, seed=seed, windowing=windowing, vocode=vocode, cfg=cfg)
+    rt = RoundTrip(vae, vocoder, enhancers, seed=seed, windowing=windowing, vocode=vocode, cfg=cfg,
+                   allow_foreign_restorer=allow_foreign_restorer)
     mels: dict = {}
     waves: dict = {}
     win = windowing or Windowing()

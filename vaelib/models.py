@@ -299,6 +299,36 @@ def _from_pretrained(cls, source: str, subfolder: str, **kwargs):
         raise ModelLoadError(f"could not fetch {source} ({subfolder}/): {msg}; {how}") from None
 
 
+def vae_fingerprint(vae) -> str:
+    """A fingerprint of a VAE's weights and config: which VAE a restorer was trained for.
+
+    ``sha256(class name, config without diffusers' private ``_`` keys, every state-dict tensor's name, shape and
+    bytes after rounding to bfloat16)[:16]`` — the rounding makes a float32 and a bfloat16 load of the same weights
+    agree. Accepts vaelib's :class:`LatentVAE` or a diffusers ``AutoencoderKL`` (a pipeline's ``pipe.vae``); cached
+    on the model object (weights are frozen wherever vaelib uses it).
+    """
+    import hashlib
+    import json
+
+    model = getattr(vae, "model", vae)
+    cached = getattr(model, "_vaelib_fingerprint", None)
+    if cached is not None:
+        return cached
+    h = hashlib.sha256(type(model).__name__.encode())
+    config = {k: v for k, v in dict(getattr(model, "config", {})).items() if not str(k).startswith("_")}
+    h.update(json.dumps(config, sort_keys=True, default=str).encode())
+    with torch.no_grad():
+        for name, t in model.state_dict().items():
+            h.update(f"{name}{tuple(t.shape)}".encode())
+            h.update(t.detach().to("cpu", torch.bfloat16).contiguous().view(torch.int16).numpy().tobytes())
+    fp = h.hexdigest()[:16]
+    try:
+        model._vaelib_fingerprint = fp
+    except AttributeError:
+        pass
+    return fp
+
+
 class LatentVAE:
     """An AudioLDM-style mel VAE with the scaling that the diffusion model sees.
 

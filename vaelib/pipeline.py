@@ -198,6 +198,7 @@ def score_variants(items: list[dict], vae, methods: dict, cfg: MelConfig | None 
     # row labels are free here ("vae" is the plain VAE): parse under positional labels, keep the caller's
     parsed = dict(zip(fixed, parse_enhancers({str(i): spec for i, spec in enumerate(fixed.values())}).values(),
                       strict=True))
+    _enhance.check_restorers(parsed, vae)
     rows = []
     for it in items:
         specs = {lab: _enhance.Spec(sp.method, {**sp.params, "category": float(it["category"])}) if by_label[lab]
@@ -247,7 +248,7 @@ _vocode_batch = vocode  # reconstruct's ``vocode`` flag shadows the function's n
 
 
 def reconstruct(wave, vae, vocoder=None, enhancers=None, *, cfg: MelConfig | None = None, seed: int = 0,
-                normalise: bool = True, vocode: bool = True) -> Reconstruction:
+                normalise: bool = True, vocode: bool = True, allow_foreign_restorer: bool = False) -> Reconstruction:
     """Run the round trip once and return every stage.
 
     Parameters
@@ -268,8 +269,11 @@ def reconstruct(wave, vae, vocoder=None, enhancers=None, *, cfg: MelConfig | Non
         Apply the training normalisation (mean removed, peak 0.5) first.
     vocode : bool
         Also synthesise waveforms (else only mels; ``Stage.wave`` is None).
+    allow_foreign_restorer : bool
+        Apply a restorer trained for another VAE anyway (refused by default: :func:`vaelib.enhance.check_restorers`).
     """
     specs = parse_enhancers(enhancers)
+    _enhance.check_restorers(specs, vae, allow_foreign_restorer)
     enc = encode_decode(wave, vae, specs, cfg=cfg, seed=seed, normalise=normalise)
     cfg = cfg or vae.mel_config
     x, mel, z = enc.wave, enc.mel, enc.latent

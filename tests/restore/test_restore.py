@@ -1,5 +1,6 @@
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,21 @@ def pairs(vae, audio_dir):
     from vaelib.audio import find_audio
 
     return restore.collect_pairs(find_audio(audio_dir), vae, progress=False)
+
+
+@pytest.fixture(scope="module")
+def bundled_vae():
+    """The bundled tiny VAE: the one VAE the bundled restorers may be applied to (their fingerprint)."""
+    from vaelib.models import load_vae
+
+    return load_vae("bundled", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def bundled_pairs(bundled_vae, audio_dir):
+    from vaelib.audio import find_audio
+
+    return restore.collect_pairs(find_audio(audio_dir), bundled_vae, progress=False)
 
 
 def _perturbed(config: RestorerConfig, seed: int = 0) -> Restorer:
@@ -215,7 +231,7 @@ def test_weight_average_ships_and_resumes_bit_exact(vae, pairs, tmp_path, monkey
     assert all(torch.equal(ema[k], resumed[k]) for k in ema)
     # a run interrupted without the average cannot be resumed with it: a clear error, not a KeyError
     _interrupted_run(monkeypatch, vae, pairs, tmp_path / "n", _opts(steps=4))
-    with pytest.raises(RestorerError, match="without --ema"):
+    with pytest.raises(RestorerError, match="ema 0.0 -> 0.5"):  # the resume check names the difference
         restore.train_restorer(vae, None, tmp_path / "n", opts=_opts(steps=4, ema=0.5), channels=8, pairs=pairs,
                                progress=False, resume=True, echo=lambda s: None)
 
@@ -240,7 +256,7 @@ def test_cli_train_restorer_end_to_end(tiny_snapshot, audio_dir, tmp_path, capsy
     printed = capsys.readouterr().out
     assert "held-out (1 clips)" in printed and "mel LSD-HF" in printed
     for name in ("model.safetensors", "config.json", "MODEL_CARD.md", "training_log.csv", "training_curve.png",
-                 "eval.json", "checkpoint/state.json"):
+                 "eval.json", "checkpoint/state.safetensors"):
         assert (out / name).is_file(), name
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["training"]["steps"] == 3 and cfg["training"]["options"]["seed"] == 3
@@ -348,7 +364,8 @@ def test_augment_wave_is_seeded_and_normalised(vae, audio_dir):
     assert not any(it["aug"] for it in held)
 
 
-def test_compare_verdict_and_summary(vae, pairs):
+def test_compare_verdict_and_summary(bundled_vae, bundled_pairs):
+    vae, pairs = bundled_vae, bundled_pairs
     res = study.compare_restorers(pairs, vae, restorers=("learned", "learned_cond"))
     t = res["table"]
     assert t.index[0] == "plain VAE" and t.loc["plain VAE", "lsd_hf_change_%"] == 0
@@ -401,3 +418,103 @@ def test_render_restorer_and_figures(vae, pairs):
     logs = {"a": [{"step": "1", "loss": "0.5", "heldout_lsd_hf_change": ""},
                   {"step": "2", "loss": "0.4", "heldout_lsd_hf_change": "-0.1"}]}
     assert len(plots.training_curves_figure(logs).axes) == 2
+
+
+def test_crash_inside_a_checkpoint_write_keeps_the_previous_one(vae, pairs, tmp_path, monkeypatch):
+    """A crash injected between writing the step-4 checkpoint and renaming it into place leaves the complete step-2
+    checkpoint (weights, optimiser, RNG and counters together); the resumed run equals an uninterrupted one."""
+    import os
+
+    from vaelib.restore import train as restore_train
+
+    ref = tmp_path / "ref"
+    restore.train_restorer(vae, None, ref, opts=_opts(steps=6), channels=8, pairs=pairs, progress=False)
+    real_replace = os.replace
+
+    def crash_at_step_4(src, dst):
+        done = tmp_path / "x" / "checkpoint" / restore_train.CHECKPOINT
+        if str(dst) == str(done) and done.exists() and restore_train.read_checkpoint_meta(tmp_path / "x")["step"] == 2:
+            raise KeyboardInterrupt  # the step-4 file is written, not yet renamed into place
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", crash_at_step_4)
+    with pytest.raises(KeyboardInterrupt):
+        restore.train_restorer(vae, None, tmp_path / "x", opts=_opts(steps=6), channels=8, pairs=pairs, progress=False)
+    monkeypatch.setattr(os, "replace", real_replace)
+    ck = tmp_path / "x" / "checkpoint"
+    assert sorted(p.name for p in ck.iterdir()) == [restore_train.CHECKPOINT]  # no temp file left behind
+    assert restore_train.read_checkpoint_meta(tmp_path / "x")["step"] == 2
+    out = []
+    restore.train_restorer(vae, None, tmp_path / "x", opts=_opts(steps=6), channels=8, pairs=pairs, progress=False,
+                           resume=True, echo=out.append)
+    assert out[0].startswith("resuming at step 2 ")
+    wr, wx = _weights(ref), _weights(tmp_path / "x")
+    assert all(torch.equal(wr[k], wx[k]) for k in wr)
+
+
+def test_resume_with_other_arguments_is_refused_in_one_line(vae, pairs, tmp_path, monkeypatch):
+    folder = tmp_path / "r"
+    _interrupted_run(monkeypatch, vae, pairs, folder, _opts(steps=4))
+    before = _ckpt_bytes(folder)
+    for kw, extra, fragment in ((dict(seed=1), {}, "seed 0 -> 1"), (dict(lr=1e-3), {}, "lr 0.002 -> 0.001"),
+                                (dict(steps=6), {}, "--extend-steps"), ({}, dict(channels=16), "channels 8 -> 16"),
+                                ({}, dict(kind="latent"), "kind 'mel' -> 'latent'")):
+        with pytest.raises(RestorerError, match=re.escape(fragment)) as info:
+            restore.train_restorer(vae, None, folder, opts=_opts(**{"steps": 4, **kw}), pairs=pairs, progress=False,
+                                   resume=True, echo=lambda s: None, **{"channels": 8, **extra})
+        assert "\n" not in str(info.value)
+    with pytest.raises(RestorerError, match="data"):  # other training data
+        restore.train_restorer(vae, None, folder, opts=_opts(steps=4), channels=8, pairs=pairs[:-1], progress=False,
+                               resume=True, echo=lambda s: None)
+    assert _ckpt_bytes(folder) == before  # a refused resume writes nothing
+    # a longer run is accepted with extend_steps, and the card says so
+    restore.train_restorer(vae, None, folder, opts=_opts(steps=6), channels=8, pairs=pairs, progress=False,
+                           resume=True, echo=lambda s: None, extend_steps=True)
+    cfg = json.loads((folder / "config.json").read_text())["training"]
+    assert cfg["steps"] == 6 and cfg["extended_from_steps"] == 4
+    assert "extended to 6" in (folder / "MODEL_CARD.md").read_text()
+
+
+def _ckpt_bytes(folder):
+    return {p.name: p.read_bytes() for p in (folder / "checkpoint").iterdir()}
+
+
+# ------------------------------------------------------------------------------------------------------
+# restorers know their VAE
+# ------------------------------------------------------------------------------------------------------
+def test_bundled_restorer_on_another_vae_is_refused_in_one_line(vae, tone_wave):
+    """The bundled restorers record the bundled tiny VAE's fingerprint; a VAE with other weights is refused (one
+    line naming both and the override) unless the override is given; the bundled VAE in bfloat16 is the same VAE."""
+    from vaelib import enhance
+    from vaelib.models import load_vae, vae_fingerprint
+    from vaelib.pipeline import reconstruct
+
+    bundled = load_vae("bundled", device="cpu")
+    assert restore.bundled_restorer("learned").config.vae_fingerprint == vae_fingerprint(bundled)
+    assert vae_fingerprint(load_vae("bundled", device="cpu", dtype="bfloat16")) == vae_fingerprint(bundled)
+    assert vae_fingerprint(vae) != vae_fingerprint(bundled)
+    for name in ("learned", "learned_cond"):
+        with pytest.raises(RestorerError, match=r"trained for VAE 56574dbe88bffdc1 .* not for this VAE") as info:
+            reconstruct(tone_wave, vae, None, enhancers=[name], vocode=False)
+        msg = str(info.value)
+        assert "\n" not in msg and vae_fingerprint(vae) in msg and "allow_foreign_restorer=True" in msg
+        assert not enhance.restorer_fits(name, vae) and enhance.restorer_fits(name, bundled)
+    rec = reconstruct(tone_wave, vae, None, enhancers=["learned"], vocode=False, allow_foreign_restorer=True)
+    assert rec["learned"].mel.shape == rec["vae"].mel.shape
+    reconstruct(tone_wave, bundled, None, enhancers=["learned", "mel_shelf"], vocode=False)  # its own VAE: fine
+
+
+def test_trained_restorer_records_its_vae(vae, pairs, tmp_path):
+    from vaelib.models import vae_fingerprint
+
+    folder = tmp_path / "fp"
+    restore.train_restorer(vae, None, folder, opts=_opts(steps=1), channels=8, pairs=pairs, progress=False)
+    cfg = json.loads((folder / "config.json").read_text())
+    assert cfg["restorer"]["vae_fingerprint"] == vae_fingerprint(vae) == cfg["training"]["vae_fingerprint"]
+    assert vae_fingerprint(vae) in (folder / "MODEL_CARD.md").read_text()
+    model = restore.load_restorer(folder)
+    restore.model.check_vae(model, vae)  # its own VAE
+    from vaelib.models import load_vae
+
+    with pytest.raises(RestorerError, match="not for this VAE"):
+        restore.model.check_vae(model, load_vae("bundled", device="cpu"), "fp")

@@ -73,7 +73,7 @@ def default_notebooks() -> list[Path]:
     return [folder / name for name in DEFAULT_NOTEBOOKS]
 
 
-def _resolve_notebooks(notebooks: Iterable[str | os.PathLike] | None) -> list[Path]:
+def resolve_notebooks(notebooks: Iterable[str | os.PathLike] | None) -> list[Path]:
     if notebooks is None:
         return default_notebooks()
     out: list[Path] = []
@@ -351,7 +351,7 @@ def plan_report(audio=None, model=None, vocoder=None, params: Mapping | None = N
         One line naming the bad input and what is accepted.
     """
     now = now or _dt.datetime.now()
-    nbs = _resolve_notebooks(notebooks)
+    nbs = resolve_notebooks(notebooks)
     per, union = inspect_params(nbs)
     given = dict(params or {})
     for name, value in (("audio", audio), ("model", model), ("vocoder", vocoder)):

@@ -44,7 +44,10 @@ def add_parser(subparsers, parser_class=None):
                    help="VAE weights dtype (bfloat16: faster pairs / latent training on a GPU; the restorer trains in "
                         "float32)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the unfinished run in --out (with the same arguments; other ones are refused)")
+    p.add_argument("--extend-steps", action="store_true",
+                   help="with --resume: accept a larger --steps than the run was started with (recorded in the card)")
     p.add_argument("--arch", choices=("tcn", "unet"), default="tcn",
                    help="mel kind: temporal conv net over mel bins (default) or 2-D U-Net")
     p.add_argument("--channels", type=int, default=None, help="width (default: tcn 128, unet 16, latent 64)")
@@ -135,6 +138,7 @@ def _main(args) -> int:
     try:
         res = train_restorer(vae, files, args.out, kind=args.kind, conditional=args.conditional, opts=opts,
                              channels=args.channels, arch=args.arch, resume=args.resume, progress=not args.no_progress,
+                             extend_steps=args.extend_steps,
                              command=command)
     except RestorerError as exc:
         return _err(exc)

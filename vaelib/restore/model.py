@@ -25,8 +25,8 @@ from ..metrics import HIGH_BAND_HZ
 from .nets import LatentResNet, MelPostNet, MelTCN, TypeClassifier
 
 __all__ = ["FORMAT", "WEIGHTS", "RestorerError", "RestorerConfig", "Restorer", "save_restorer", "load_restorer",
-           "bundled_dir", "bundled_restorer", "training_log", "card_info", "register", "registered", "REGISTRY",
-           "RESERVED_NAMES"]
+           "bundled_dir", "bundled_restorer", "training_log", "card_info", "register", "registered", "check_vae",
+           "REGISTRY", "RESERVED_NAMES"]
 
 FORMAT = "vaelib-restorer"
 WEIGHTS = "model.safetensors"
@@ -67,6 +67,11 @@ class RestorerConfig:
         Mel kind: the restored log-mel is clamped from below at this value (the front end's ``log(1e-5)``: an
         input log-mel is never lower, so the clamp can only reduce the error). ``None`` (restorers trained
         before it existed): no clamp.
+    vae_fingerprint : str or None
+        :func:`vaelib.models.vae_fingerprint` of the VAE it was trained for; applying it to another VAE is refused
+        (:func:`check_vae`). ``None``: recorded by no one (restorers trained before it existed), not checked.
+    vae_name : str
+        A readable name of that VAE (its source), for the refusal message.
     """
 
     kind: str = "mel"
@@ -85,6 +90,8 @@ class RestorerConfig:
     categories: tuple = CATEGORIES
     emb_dim: int = 16
     mel_floor: float | None = None
+    vae_fingerprint: str | None = None
+    vae_name: str = ""
 
     def __post_init__(self):
         if self.kind not in ("mel", "latent"):
@@ -315,3 +322,23 @@ def registered(name: str) -> Restorer:
     if name in REGISTRY:
         return REGISTRY[name]
     return bundled_restorer(name)
+
+
+def check_vae(restorer: Restorer, vae, name: str = "restorer", allow_foreign: bool = False) -> None:
+    """Refuse (one-line :class:`RestorerError`) a restorer applied to a VAE other than the one it was trained for.
+
+    Compares :func:`vaelib.models.vae_fingerprint` of ``vae`` (a :class:`vaelib.models.LatentVAE` or a diffusers
+    ``AutoencoderKL``) with the restorer's recorded ``vae_fingerprint``; ``allow_foreign=True`` skips the check (the
+    API's ``allow_foreign_restorer``, the command line's ``--allow-foreign-restorer``).
+    """
+    from ..models import vae_fingerprint
+
+    want = restorer.config.vae_fingerprint
+    if allow_foreign or want is None:
+        return
+    got = vae_fingerprint(vae)
+    if got != want:
+        src = getattr(vae, "source", "") or getattr(getattr(vae, "config", None), "_name_or_path", "") or "?"
+        raise RestorerError(f"restorer {name!r} was trained for VAE {want} ({restorer.config.vae_name or '?'}), not "
+                            f"for this VAE {got} ({src}); train one for it with `vaelib train-restorer`, or pass "
+                            "allow_foreign_restorer=True (--allow-foreign-restorer) to apply it anyway")

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from .._util import save_json
 from ..audio import LOG_CLAMP
 from ..categories import category_index
+from ..models import vae_fingerprint
 from .data import collect_pairs, split_holdout
 from .model import WEIGHTS, Restorer, RestorerConfig, RestorerError, save_restorer
 
@@ -142,12 +143,63 @@ def _mel_batch(items, rng, batch: int, crop: int):
     return torch.cat(mels), torch.cat(decs), torch.tensor(cats)
 
 
-def _save_checkpoint(folder: Path, model, opt, step, elapsed, rng, rows, best, ema=None):
+CHECKPOINT = "state.safetensors"
+_META_KEY = "vaelib_checkpoint"
+#: TrainOptions fields that shape a run: a resume must repeat them (``threads`` and the logging cadence do not).
+_RUN_FIELDS = ("steps", "minutes", "batch_size", "crop_frames", "lr", "lr_min", "hf_weight", "lsd_weight",
+               "cls_weight", "holdout", "seed", "max_frames", "augment", "mel_floor", "ema")
+
+
+def run_signature(vae, files, pairs, kind, conditional, arch, channels, opts) -> dict:
+    """Everything that shapes a training run: stored in every checkpoint, compared on ``--resume``.
+
+    The data enter as a SHA-256 of the sorted resolved file paths with their sizes (``data``; for given pairs, of
+    their paths), the fixed held-out set likewise (``holdout_files``), the VAE as its source and scaling factor.
+    """
+    import hashlib
+
+    def digest(paths):
+        h = hashlib.sha256()
+        for p in sorted({str(Path(q).resolve()) for q in paths}):
+            try:
+                size = Path(p).stat().st_size
+            except OSError:
+                size = -1
+            h.update(f"{p}\0{size}\n".encode("utf-8", "surrogateescape"))
+        return h.hexdigest()[:16]
+
+    data = [it["path"] for it in pairs] if pairs is not None else list(files or [])
+    return {"kind": kind, "conditional": bool(conditional), "arch": arch, "channels": channels,
+            **{f: getattr(opts, f) for f in _RUN_FIELDS},
+            "holdout_files": digest(opts.holdout_files) if opts.holdout_files else None, "data": digest(data),
+            "vae": f"{'bundled' if getattr(vae, 'bundled', False) else getattr(vae, 'source', '')}"
+                   f" (scaling {float(vae.scaling_factor):g})"}
+
+
+def check_resume(saved: dict, now: dict, extend_steps: bool = False) -> list[str]:
+    """The differences between a checkpoint's :func:`run_signature` and this invocation's (empty: resumable).
+
+    With ``extend_steps`` a larger ``steps`` is accepted (and returned as no difference).
+    """
+    diffs = []
+    for key in sorted(set(saved) | set(now)):
+        a, b = saved.get(key), now.get(key)
+        if a == b or (key == "steps" and extend_steps and isinstance(a, int) and isinstance(b, int) and b >= a):
+            continue
+        diffs.append(f"{key} {a!r} -> {b!r}")
+    return diffs
+
+
+def _save_checkpoint(folder: Path, model, opt, step, elapsed, rng, rows, best, ema=None, signature=None):
+    """One file, atomically: tensors and the JSON state (step, RNG, log rows, run signature) in one safetensors
+    file written beside its final name and renamed into place, so a crash at any point leaves the previous
+    complete checkpoint (never new weights with old counters)."""
+    import os
+
     from safetensors.torch import save_file
 
     ck = folder / "checkpoint"
     ck.mkdir(parents=True, exist_ok=True)
-    tmp = ck / "state.json.tmp"
     state = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     params = [p for g in opt.param_groups for p in g["params"]]
     for i, p in enumerate(params):
@@ -159,18 +211,39 @@ def _save_checkpoint(folder: Path, model, opt, step, elapsed, rng, rows, best, e
             state[f"opt.{i}.step"] = torch.as_tensor(st["step"], dtype=torch.float32).reshape(1).cpu()
     for i, e in enumerate(ema or []):
         state[f"ema.{i}"] = e.detach().cpu().contiguous()
-    save_file(state, str(ck / "state.safetensors"))
-    tmp.write_text(json.dumps({"step": step, "elapsed": elapsed, "rng": rng.bit_generator.state, "rows": rows,
-                               "best": best}))
-    tmp.replace(ck / "state.json")
+    meta = {"step": step, "elapsed": elapsed, "rng": rng.bit_generator.state, "rows": rows, "best": best,
+            "signature": signature}
+    tmp = ck / f".{CHECKPOINT}.{os.getpid()}.tmp"
+    try:
+        save_file(state, str(tmp), metadata={_META_KEY: json.dumps(meta)})
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, ck / CHECKPOINT)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def read_checkpoint_meta(folder: Path) -> dict:
+    """The JSON state of ``folder/checkpoint`` (one-line :class:`RestorerError` when missing or unreadable)."""
+    from safetensors import safe_open
+
+    path = Path(folder) / "checkpoint" / CHECKPOINT
+    if not path.is_file():
+        raise RestorerError(f"nothing to resume in {folder}: no checkpoint/{CHECKPOINT} there")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            return json.loads((fh.metadata() or {})[_META_KEY])
+    except Exception as exc:  # noqa: BLE001 - any damage to the file is the same one-line answer
+        raise RestorerError(f"checkpoint {path} is unreadable ({type(exc).__name__}); start a new --out "
+                            "folder") from None
 
 
 def _load_checkpoint(folder: Path, model, opt, rng, ema=None):
     from safetensors.torch import load_file
 
-    ck = folder / "checkpoint"
-    meta = json.loads((ck / "state.json").read_text())
-    state = load_file(str(ck / "state.safetensors"))
+    meta = read_checkpoint_meta(folder)
+    state = load_file(str(folder / "checkpoint" / CHECKPOINT))
     model.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model.")})
     params = [p for g in opt.param_groups for p in g["params"]]
     for i, p in enumerate(params):
@@ -191,24 +264,35 @@ _DEFAULT_WIDTH = {"tcn": 128, "unet": 16, "latent": 64}
 
 def train_restorer(vae, files, out, kind: str = "mel", conditional: bool = False, opts: TrainOptions | None = None,
                    channels: int | None = None, arch: str = "tcn", resume: bool = False, progress: bool = True,
-                   command: str = "", echo=print, pairs: list[dict] | None = None) -> dict:
+                   command: str = "", echo=print, pairs: list[dict] | None = None,
+                   extend_steps: bool = False) -> dict:
     """Train a restorer for the frozen ``vae`` on ``files`` and write it to the new folder ``out``.
 
     Writes ``model.safetensors``, ``config.json``, ``MODEL_CARD.md``, ``training_log.csv``,
     ``training_curve.png``, ``eval.json`` (held-out clips) and ``checkpoint/`` (resumable with ``resume=True``).
     Refuses a non-empty ``out`` unless resuming an unfinished run there. Seeded: the same seed, data and thread
-    count give the same weights. Returns ``{"folder", "eval", "steps", "seconds"}``.
+    count give the same weights. A resume must repeat every argument that shapes the run (:func:`run_signature`;
+    the differences are refused in one line); ``extend_steps`` accepts a larger ``steps`` (recorded in the card).
+    Returns ``{"folder", "eval", "steps", "seconds"}``.
     """
     from tqdm.auto import tqdm
 
-
     opts = opts or TrainOptions()
     out = Path(out).expanduser()
+    channels = channels or _DEFAULT_WIDTH["latent" if kind == "latent" else arch]
+    signature = run_signature(vae, files, pairs, kind, conditional, arch, channels, opts)
+    extended_from = None
     if resume:
-        if not (out / "checkpoint" / "state.json").is_file():
-            raise RestorerError(f"nothing to resume in {out}: no checkpoint/state.json there")
         if (out / WEIGHTS).is_file():
             raise RestorerError(f"{out} holds a finished restorer ({WEIGHTS}); nothing to resume")
+        saved = read_checkpoint_meta(out).get("signature") or {}
+        diffs = check_resume(saved, signature, extend_steps)
+        if diffs:
+            raise RestorerError(f"--resume with other arguments than the run in {out}: {'; '.join(diffs)}; repeat "
+                                "the original arguments" + (" (or --extend-steps to raise --steps)"
+                                                            if any(d.startswith("steps ") for d in diffs) else ""))
+        if saved.get("steps") != signature["steps"]:
+            extended_from = saved.get("steps")
     elif out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise RestorerError(f"output folder {out} exists and is not empty; pass a new folder (or --resume)")
     if opts.steps < 1 and not opts.minutes:
@@ -242,12 +326,12 @@ def train_restorer(vae, files, out, kind: str = "mel", conditional: bool = False
         train_items, held = split_holdout(items, opts.holdout, opts.seed)
     allmel = torch.cat([it["mel"].flatten() for it in train_items])
     mc = vae.mel_config
-    channels = channels or _DEFAULT_WIDTH["latent" if kind == "latent" else arch]
     config = RestorerConfig(kind=kind, conditional=conditional, arch=arch, channels=channels, n_mels=mc.n_mels,
                             latent_channels=vae.latent_channels, mel_mean=round(float(allmel.mean()), 4),
                             mel_std=round(float(allmel.std()), 4), sr=mc.sr, n_fft=mc.n_fft, fmin=mc.fmin,
                             fmax=mc.fmax,
-                            mel_floor=math.log(LOG_CLAMP) if kind == "mel" and opts.mel_floor else None)
+                            mel_floor=math.log(LOG_CLAMP) if kind == "mel" and opts.mel_floor else None,
+                            vae_fingerprint=vae_fingerprint(vae), vae_name=signature["vae"])
     device = vae.device
     model = Restorer(config).to(device)
     n_params = sum(p.numel() for p in model.parameters())
@@ -345,14 +429,14 @@ def train_restorer(vae, files, out, kind: str = "mel", conditional: bool = False
         bar.set_postfix(post, refresh=False)
         bar.update(int(done_now) - bar.n if budget else 1)
         if step % opts.ckpt_every == 0:
-            _save_checkpoint(out, model, opt, step, done_now, rng, rows, best, ema)
+            _save_checkpoint(out, model, opt, step, done_now, rng, rows, best, ema, signature)
     bar.close()
     seconds = time.time() - t0
     if acc:
         rows.append({"step": step, "loss": float(np.mean(acc)), "lr": opt.param_groups[0]["lr"],
                      "heldout_lsd_hf_change": last_eval, "seconds": round(seconds, 1),
                      "cpu_seconds": round(time.process_time() - cpu0, 1)})
-    _save_checkpoint(out, model, opt, step, seconds, rng, rows, best, ema)
+    _save_checkpoint(out, model, opt, step, seconds, rng, rows, best, ema, signature)
     if ema:  # the averaged weights are the result
         swap_ema()
     model.eval()
@@ -361,10 +445,11 @@ def train_restorer(vae, files, out, kind: str = "mel", conditional: bool = False
         result_eval["heldout_auto"] = evaluate_restorer(model, held, vae, category="auto")
     train_info = {
         "vae": "bundled" if getattr(vae, "bundled", False) else str(getattr(vae, "source", "")),
-        "scaling_factor": sf, "kind": kind, "conditional": conditional,
+        "scaling_factor": sf, "vae_fingerprint": config.vae_fingerprint, "kind": kind, "conditional": conditional,
         "parameters": n_params, "steps": step, "seconds": round(seconds, 1),
         "cpu_seconds": round(time.process_time() - cpu0, 1), "threads": torch.get_num_threads(),
         "device": str(device), "options": dataclasses.asdict(opts), "command": command,
+        **({"extended_from_steps": extended_from} if extended_from is not None else {}),
         "train_clips": sorted({Path(it["path"]).name for it in train_items}),
         "heldout_clips": sorted({Path(it["path"]).name for it in held}),
         "train_seconds_audio": round(sum(it["mel"].shape[2] for it in train_items) * mc.hop_length / mc.sr, 1),
@@ -417,7 +502,8 @@ def model_card(info: dict, ev: dict, rows: list[dict]) -> str:
     kind = "mel post-net `r' = r + s·f(r)`" if info["kind"] == "mel" else "latent residual net `z' = z + s·g(z)`"
     lines = [
         f"# vaelib restorer ({'conditional ' if info['conditional'] else ''}{info['kind']})", "",
-        f"A learned high-band restorer for the frozen VAE {md_code(info['vae'])}: {kind}"
+        f"A learned high-band restorer for the frozen VAE {md_code(info['vae'])} (fingerprint "
+        f"{md_code(info.get('vae_fingerprint') or '?')}; applying it to another VAE is refused): {kind}"
         + (", FiLM-conditioned on the audio type (speech / music / percussion / other), with a type classifier "
            "for unlabelled audio" if info["conditional"] else "") + ".", "",
         "| | |", "|---|---|",
@@ -431,6 +517,8 @@ def model_card(info: dict, ev: dict, rows: list[dict]) -> str:
         f"| loss | band-weighted L1 on log-mel (×{info['options']['hf_weight']:g} at ≥ 4 kHz) + "
         f"{info['options']['lsd_weight']:g} × per-frame high-band RMS log-ratio (see `vaelib.restore`) |",
         f"| augmentation | {info['options'].get('augment', 0)} re-coloured cop(ies) per training clip |",
+        *([f"| resumed | planned for {info['extended_from_steps']} steps, extended to {info['options']['steps']} "
+           "(`--extend-steps`) |"] if info.get("extended_from_steps") is not None else []),
         *([f"| weights | exponential moving average, decay {info['options']['ema']:g} |"]
           if info["options"].get("ema") else []), "",
         "## Command", "", "```bash", info.get("command") or "(library call)", "```", "",
