@@ -264,3 +264,24 @@ def test_run_stage_keeps_dtype_layout_and_returns_the_input_when_empty():
     half = run_stage([spec], x.to(torch.bfloat16))
     assert half.dtype == torch.bfloat16
     assert torch.equal(half, enhance.apply(spec, x.to(torch.bfloat16).float()).to(torch.bfloat16))
+
+
+def test_a_restorer_trained_for_another_vae_is_refused_in_one_line():
+    from vaelib.generate.tiny import tiny_audioldm2
+
+    pipe = tiny_audioldm2(vae="random")  # the bundled VAE's config, other weights
+    plain = _run(pipe)
+    for name in ("learned", "learned_cond"):
+        with pytest.raises(ValueError) as err:
+            vaelib.attach(pipe, [name, "frequency"])
+        msg = str(err.value)
+        assert "\n" not in msg and repr(name) in msg and "allow_foreign_restorer=True" in msg
+        assert hook_of(pipe) is None
+    assert np.array_equal(_run(pipe), plain)
+    with pytest.raises(ValueError):  # named, it is checked even at strength 0 (as reconstruct does)
+        vaelib.attach(pipe, {"learned": {"strength": 0}})
+    vaelib.attach(pipe, "learned", allow_foreign_restorer=True)  # the override, named in the message, works
+    with _spy(pipe) as seen:
+        _run(pipe)
+    assert not np.array_equal(_run(pipe), plain)
+    assert seen["vocoder_in"]

@@ -128,13 +128,6 @@ def _replace(hook: Hook, obj, name: str, value) -> None:
     object.__setattr__(obj, name, value)
 
 
-def _check_restorers(specs: dict, vae, allow_foreign: bool) -> None:
-    """Refuse a restorer trained for another VAE (:func:`vaelib.enhance.check_restorers`), when vaelib has it."""
-    check = getattr(_enhance, "check_restorers", None)
-    if check is not None:
-        check(specs, vae, allow_foreign=allow_foreign)
-
-
 def attach(pipe, enhancers=None, *, seed: int = 0, allow_foreign_restorer: bool = False):
     """Run ``enhancers`` inside ``pipe``'s generation: latent-stage ones before ``vae.decode``, mel-stage ones
     before the vocoder. Returns ``pipe`` (so ``pipe = vaelib.attach(AudioLDM2Pipeline.from_pretrained(...),
@@ -163,7 +156,7 @@ def attach(pipe, enhancers=None, *, seed: int = 0, allow_foreign_restorer: bool 
     """
     kind = pipeline_kind(pipe)
     specs = _enhance.parse(enhancers)
-    _check_restorers(specs, pipe.vae, allow_foreign_restorer)
+    _enhance.check_restorers(specs, pipe.vae, allow_foreign=allow_foreign_restorer)
     stages = {"latent": [], "mel": []}
     for spec in specs.values():
         if _active(spec):
