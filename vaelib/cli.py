@@ -18,7 +18,7 @@ from collections.abc import Sequence
 __all__ = ["SUBCOMMAND_MODULES", "build_parser", "main"]
 
 #: Modules that register a subcommand (``add_parser(subparsers, parser_class)``).
-SUBCOMMAND_MODULES = ("vaelib.evaluate", "vaelib.restore.cli")
+SUBCOMMAND_MODULES = ("vaelib.evaluate", "vaelib.restore.cli", "vaelib.generate.cli")
 
 _REPORT_EPILOG = """\
 Any notebook parameter can be set with -p name=value (see --list-params); values are checked against the

@@ -43,7 +43,8 @@ import torch
 
 from .. import enhance as _enhance
 
-__all__ = ["SUPPORTED_PIPELINES", "Hook", "attach", "detach", "attached", "hook_of", "pipeline_kind", "run_stage"]
+__all__ = ["SUPPORTED_PIPELINES", "Hook", "plan", "attach", "detach", "attached", "hook_of", "pipeline_kind",
+           "run_stage"]
 
 #: Pipeline classes :func:`attach` accepts (all end in a 64-bin mel VAE and a SpeechT5HifiGan vocoder).
 SUPPORTED_PIPELINES = ("AudioLDM2Pipeline", "AudioLDMPipeline", "MusicLDMPipeline")
@@ -128,6 +129,22 @@ def _replace(hook: Hook, obj, name: str, value) -> None:
     object.__setattr__(obj, name, value)
 
 
+def plan(pipe, enhancers=None, *, seed: int = 0, allow_foreign_restorer: bool = False) -> Hook:
+    """What :func:`attach` would install on ``pipe``, without installing it: the pipeline checked
+    (:func:`pipeline_kind`), ``enhancers`` parsed once and split by stage (identity settings dropped), restorers
+    checked against ``pipe.vae`` (:func:`vaelib.enhance.check_restorers`). Same arguments and errors as
+    :func:`attach`; ``vaelib generate`` decodes with it (:func:`vaelib.generate.run.decode`)."""
+    kind = pipeline_kind(pipe)
+    specs = _enhance.parse(enhancers)
+    _enhance.check_restorers(specs, pipe.vae, allow_foreign=allow_foreign_restorer)
+    stages = {"latent": [], "mel": []}
+    for spec in specs.values():
+        if _active(spec):
+            stages[_enhance.get(spec.method).stage].append(spec)
+    return Hook(specs=specs, latent=stages["latent"], mel=stages["mel"], seed=int(seed), kind=kind,
+                allow_foreign_restorer=allow_foreign_restorer)
+
+
 def attach(pipe, enhancers=None, *, seed: int = 0, allow_foreign_restorer: bool = False):
     """Run ``enhancers`` inside ``pipe``'s generation: latent-stage ones before ``vae.decode``, mel-stage ones
     before the vocoder. Returns ``pipe`` (so ``pipe = vaelib.attach(AudioLDM2Pipeline.from_pretrained(...),
@@ -154,16 +171,9 @@ def attach(pipe, enhancers=None, *, seed: int = 0, allow_foreign_restorer: bool 
     ValueError
         A bad enhancer name / parameter, or a restorer trained for another VAE (one line, naming the override).
     """
-    kind = pipeline_kind(pipe)
-    specs = _enhance.parse(enhancers)
-    _enhance.check_restorers(specs, pipe.vae, allow_foreign=allow_foreign_restorer)
-    stages = {"latent": [], "mel": []}
-    for spec in specs.values():
-        if _active(spec):
-            stages[_enhance.get(spec.method).stage].append(spec)
+    hook = plan(pipe, enhancers, seed=seed, allow_foreign_restorer=allow_foreign_restorer)
+    kind = hook.kind
     detach(pipe)
-    hook = Hook(specs=specs, latent=stages["latent"], mel=stages["mel"], seed=int(seed), kind=kind,
-                allow_foreign_restorer=allow_foreign_restorer)
     if hook.latent:
         if kind == "AudioLDMPipeline":  # decode_latents receives the scaled latent itself
             original = pipe.decode_latents
