@@ -11,7 +11,9 @@ Packages and modules: :mod:`vaelib.audio` (I/O + training-matched front end), :m
 :mod:`vaelib.metrics`, :mod:`vaelib.pipeline` (the round trip), :mod:`vaelib.categories` (audio types),
 :mod:`vaelib.longaudio` / :mod:`vaelib.stream` (any length), :mod:`vaelib.evaluate` (``vaelib eval``),
 :mod:`vaelib.study` (the notebooks' logic), :mod:`vaelib.plots`, :mod:`vaelib.widgets`, :mod:`vaelib.report`
-(``vaelib report``: parameter schema, runner, pages, escaping), :mod:`vaelib.tiny_vae` (the bundled VAE's trainer).
+(``vaelib report``: parameter schema, runner, pages, escaping), :mod:`vaelib.tiny_vae` (the bundled VAE's trainer),
+:mod:`vaelib.generate` (:func:`attach` / :func:`detach`: the enhancers inside diffusers' AudioLDM2 / AudioLDM /
+MusicLDM pipelines, and ``vaelib generate``).
 """
 
 from .audio import MelConfig, find_audio, load_audio, normalize, save_audio, wav_to_mel

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["tiny_audioldm2", "tiny_audioldm", "tiny_vae", "tiny_vocoder", "WORDS"]
+__all__ = ["tiny_audioldm2", "tiny_audioldm", "tiny_musicldm", "tiny_vae", "tiny_vocoder", "WORDS"]
 
 #: The word vocabulary of the tiny tokenizers (lower case; anything else is ``<unk>``).
 WORDS = ("a", "dog", "barks", "the", "hammer", "hits", "wooden", "surface", "rain", "on", "roof", "piano", "music",
@@ -21,18 +21,25 @@ WORDS = ("a", "dog", "barks", "the", "hammer", "hits", "wooden", "surface", "rai
 
 
 def tiny_vae(source: str = "bundled", seed: int = 0):
-    """``AutoencoderKL``: the bundled tiny VAE (``"bundled"``), or a random one of the same config (``"random"``:
-    other weights, so a bundled restorer refuses it)."""
+    """``AutoencoderKL``: the bundled tiny VAE (``"bundled"``), a random one of the same config (``"random"``:
+    other weights, so a bundled restorer refuses it), or a random one with AudioLDM2's VAE config
+    (``"audioldm2"``, 128/256/512 channels, for timing)."""
     from diffusers import AutoencoderKL
 
     from ..assets import bundled_model_dir
 
     folder = bundled_model_dir()
+    if source == "audioldm2":
+        torch.manual_seed(seed)
+        return AutoencoderKL(in_channels=1, out_channels=1, latent_channels=8,
+                             down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
+                             block_out_channels=(128, 256, 512), layers_per_block=2, norm_num_groups=32,
+                             sample_size=1024, scaling_factor=0.4110932946205139).eval()
     if source == "bundled":
         return AutoencoderKL.from_pretrained(str(folder), subfolder="vae", use_safetensors=True,
                                              local_files_only=True).eval()
     if source != "random":
-        raise ValueError(f"tiny_vae source must be 'bundled' or 'random', got {source!r}")
+        raise ValueError(f"tiny_vae source must be 'bundled', 'random' or 'audioldm2', got {source!r}")
     torch.manual_seed(seed)
     return AutoencoderKL.from_config(AutoencoderKL.load_config(str(folder), subfolder="vae")).eval()
 
@@ -120,7 +127,7 @@ def _ready(pipe):
 
 
 def tiny_audioldm2(vae="bundled", seed: int = 0, size: str = "tiny"):
-    """A random ``AudioLDM2Pipeline`` around ``vae`` (``"bundled"``, ``"random"`` or an ``AutoencoderKL``).
+    """A random ``AudioLDM2Pipeline`` around ``vae`` (a :func:`tiny_vae` source or an ``AutoencoderKL``).
 
     Default length: ``unet.config.sample_size`` (8) latent frames = 32 mel frames = 0.32 s at 16 kHz.
     ``size="audioldm2"``: AudioLDM2's UNet widths (320/640/1280/1280) and vocoder (random weights; for timing).
@@ -183,4 +190,23 @@ def tiny_audioldm(vae="bundled", seed: int = 0):
         layer_norm_eps=1e-5)).eval()
     pipe = AudioLDMPipeline(vae=vae, text_encoder=text_encoder, tokenizer=_roberta_tokenizer(), unet=unet.eval(),
                             scheduler=_scheduler(), vocoder=tiny_vocoder(seed))
+    return _ready(pipe)
+
+
+def tiny_musicldm(vae="bundled", seed: int = 0):
+    """A random ``MusicLDMPipeline`` (CLAP text/audio model, ``UNet2DConditionModel`` with class-label
+    conditioning) around ``vae`` (a :func:`tiny_vae` source or an ``AutoencoderKL``)."""
+    from diffusers import MusicLDMPipeline, UNet2DConditionModel
+
+    vae = tiny_vae(vae, seed) if isinstance(vae, str) else vae
+    lat = int(vae.config.latent_channels)
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        sample_size=8, in_channels=lat, out_channels=lat, block_out_channels=(16, 32), layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=(32, 32), class_embed_type="simple_projection", projection_class_embeddings_input_dim=16,
+        class_embeddings_concat=True, norm_num_groups=8, attention_head_dim=4)
+    pipe = MusicLDMPipeline(vae=vae, text_encoder=_clap(16, seed), tokenizer=_roberta_tokenizer(),
+                            feature_extractor=_feature_extractor(), unet=unet, scheduler=_scheduler(),
+                            vocoder=tiny_vocoder(seed))
     return _ready(pipe)
