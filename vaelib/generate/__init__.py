@@ -7,6 +7,8 @@ enhanced from the same latents), :mod:`~vaelib.generate.page` (the inert ``index
 transformers 5), :mod:`~vaelib.generate.tiny` (tiny random pipelines for tests and benchmarks).
 """
 
+from . import compat
+from .compat import fix_language_model
 from .hook import SUPPORTED_PIPELINES, attach, attached, detach, hook_of
 
-__all__ = ["SUPPORTED_PIPELINES", "attach", "attached", "detach", "hook_of"]
+__all__ = ["SUPPORTED_PIPELINES", "attach", "attached", "detach", "hook_of", "fix_language_model", "compat"]
