@@ -15,7 +15,7 @@ things on *this* pipeline object and nothing in its class or in diffusers:
   wrapper of the instance's ``decode_latents``, which receives ``z`` itself. AudioLDM2 and MusicLDM decode inline,
   so the wrapper sits on ``pipe.vae.decode`` (an instance attribute of that VAE module) and recovers the scaled
   latent as ``x * s``: the same ``z`` up to float rounding (three float32 roundings: relative error below
-  2⁻²² per element; measured < 2⁻²³ with AudioLDM2's ``s``, a quarter of the elements differ at all; the
+  2⁻²² per element; measured < 2⁻²³ with the bundled VAE's ``s``, a quarter of the elements differ at all; the
   enhancer then sees ``z`` to within that, and the decoder receives ``(1 / s) * enhance(z)``, the pipeline's own
   scaling written the pipeline's way). Because the wrapper lives on the VAE module, another pipeline sharing that
   module object, and direct calls of ``pipe.vae.decode``, are enhanced too while attached.
