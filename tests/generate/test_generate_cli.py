@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
+import tiny_pipes
 import torch
 
 import vaelib
@@ -17,10 +18,26 @@ from vaelib.report.html import find_active_content
 HOSTILE = "<img src=x onerror=alert(1)> & $\\frac{a}{$ \"quoted\""
 
 
+@pytest.fixture
+def tiny_pipe():
+    return tiny_pipes.audioldm2()
+
+
+@pytest.fixture
+def tiny_ldm():
+    return tiny_pipes.audioldm()
+
+
+@pytest.fixture(autouse=True)
+def _no_hook_left():
+    yield
+    tiny_pipes.unhook_all()
+
+
 @pytest.fixture(scope="module")
-def saved_pipe(tmp_path_factory, tiny_pipe):
+def saved_pipe(tmp_path_factory):
     folder = tmp_path_factory.mktemp("pipes") / "tiny-audioldm2"
-    tiny_pipe.save_pretrained(folder, safe_serialization=True)
+    tiny_pipes.audioldm2().save_pretrained(folder, safe_serialization=True)
     return folder
 
 

@@ -5,6 +5,7 @@ import contextlib
 
 import numpy as np
 import pytest
+import tiny_pipes
 import torch
 
 import vaelib
@@ -13,6 +14,22 @@ from vaelib.generate.hook import attached, hook_of, run_stage
 
 PROMPT = "a dog barks"
 STEPS = 2
+
+
+@pytest.fixture
+def tiny_pipe():
+    return tiny_pipes.audioldm2()
+
+
+@pytest.fixture
+def tiny_ldm():
+    return tiny_pipes.audioldm()
+
+
+@pytest.fixture(autouse=True)
+def _no_hook_left():
+    yield
+    tiny_pipes.unhook_all()
 
 
 def _gen(seed=0):
