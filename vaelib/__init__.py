@@ -11,12 +11,15 @@ Packages and modules: :mod:`vaelib.audio` (I/O + training-matched front end), :m
 :mod:`vaelib.metrics`, :mod:`vaelib.pipeline` (the round trip), :mod:`vaelib.categories` (audio types),
 :mod:`vaelib.longaudio` / :mod:`vaelib.stream` (any length), :mod:`vaelib.evaluate` (``vaelib eval``),
 :mod:`vaelib.study` (the notebooks' logic), :mod:`vaelib.plots`, :mod:`vaelib.widgets`, :mod:`vaelib.report`
-(``vaelib report``: parameter schema, runner, pages, escaping), :mod:`vaelib.tiny_vae` (the bundled VAE's trainer).
+(``vaelib report``: parameter schema, runner, pages, escaping), :mod:`vaelib.tiny_vae` (the bundled VAE's trainer),
+:mod:`vaelib.generate` (:func:`attach` / :func:`detach`: the enhancers inside diffusers' AudioLDM2 / AudioLDM /
+MusicLDM pipelines, and ``vaelib generate``).
 """
 
 # adaptive / multiscale register the adaptive_* and multiscale_* enhancers (they import enhance, never back)
 from . import adaptive, multiscale  # noqa: F401
 from .audio import MelConfig, find_audio, load_audio, normalize, save_audio, wav_to_mel
+from .generate import attach, detach
 from .models import load_vae, load_vocoder, resolve_models
 from .pipeline import reconstruct
 
@@ -24,6 +27,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "MelConfig",
+    "attach",
+    "detach",
     "find_audio",
     "load_audio",
     "load_vae",

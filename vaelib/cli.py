@@ -1,5 +1,6 @@
 """Command line: ``vaelib report`` (run the notebooks into an HTML report), ``vaelib eval`` (score a corpus),
-``vaelib train-restorer`` (train a learned high-band restorer) and ``vaelib info``.
+``vaelib train-restorer`` (train a learned high-band restorer), ``vaelib generate`` (text-to-audio, plain and
+enhanced from the same latents) and ``vaelib info``.
 
 Subcommands other than ``report`` and ``info`` live beside the code they run: each module of
 :data:`SUBCOMMAND_MODULES` has ``add_parser(subparsers, parser_class)`` which registers its parser with
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 __all__ = ["SUBCOMMAND_MODULES", "build_parser", "main"]
 
 #: Modules that register a subcommand (``add_parser(subparsers, parser_class)``).
-SUBCOMMAND_MODULES = ("vaelib.evaluate", "vaelib.restore.cli")
+SUBCOMMAND_MODULES = ("vaelib.evaluate", "vaelib.restore.cli", "vaelib.generate.cli")
 
 _REPORT_EPILOG = """\
 Any notebook parameter can be set with -p name=value (see --list-params); values are checked against the
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="vaelib", description="Measure (and try to enhance) what the AudioLDM2 VAE round trip "
                                                 "loses; run the analysis notebooks into an HTML report.")
     parser.add_argument("--version", action="store_true", help="print the vaelib version and exit")
-    sub = parser.add_subparsers(dest="command", metavar="{report,eval,train-restorer,info}", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="{report,eval,train-restorer,generate,info}", parser_class=_Parser)
 
     rep = sub.add_parser("report", help="run the notebooks and write an HTML report",
                          description="Run the report notebooks headlessly (papermill) and write self-contained\n"

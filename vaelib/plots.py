@@ -10,6 +10,7 @@ them with ``fig.savefig(path, dpi=90)``.
 * :func:`render_figure` — the enhancement explorer's view (enhanced mel, change vs. VAE-only, spectrum);
 * :func:`sweep_figure`, :func:`pareto_figure`, :func:`per_clip_heatmap` — notebook 03;
 * :func:`adaptive_figure` — notebook 05: fixed / adaptive / multi-scale / oracle per method, per clip.
+* :func:`generation_figure` — ``vaelib generate``: plain vs. enhanced generation from the same latents.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .metrics import HIGH_BAND_HZ
 __all__ = [
     "training_curves_figure",
     "restorer_comparison_figure",
+    "generation_figure",
     "comparison_figure",
     "mel_difference_figure",
     "band_error_figure",
@@ -32,6 +34,7 @@ __all__ = [
     "pareto_figure",
     "per_clip_heatmap",
     "adaptive_figure",
+    "per_clip_change_figure",
     "mel_axis",
 ]
 
@@ -491,4 +494,55 @@ def adaptive_figure(per_clip, metric: str = "mel_lsd_hf", title: str = "") -> Fi
     axes[0].set_ylabel(f"{metric} − fixed best (per clip)", fontsize=8)
     fig.suptitle(title or f"held-out clips: change of {metric} vs. the best fixed setting (black: mean, "
                  "dashed: median; lower is better)", fontsize=9)
+
+
+def generation_figure(plain_mel, enhanced_mel, plain_wave, enhanced_wave, sr: int = 16000, cfg=None,
+                      title: str = "", labels=("plain", "enhanced")) -> Figure:
+    """One generation decoded two ways (``vaelib generate``): the two log-mels on a shared colour scale, their
+    difference ``20/ln 10 · (L_enh − L_plain)`` in dB, and the waveforms' band energies (dB, per band of
+    :data:`vaelib.metrics.BANDS`, from the Welch PSD) with the mean difference per mel bin.
+
+    ``plain_mel`` / ``enhanced_mel``: log-mels ``(T, M)`` (natural log, as the pipeline's VAE decodes them: what
+    the vocoder received); ``plain_wave`` / ``enhanced_wave``: the generated waveforms at ``sr``. ``title`` is
+    shown literally (``$`` is escaped, so a prompt never turns into mathtext).
+    """
+    cfg = _cfg(cfg)
+    a, b = _mel2d(plain_mel), _mel2d(enhanced_mel)
+    t = min(a.shape[0], b.shape[0])
+    diff = (b[:t] - a[:t]) * _DB_PER_NEPER
+    fig = Figure(figsize=(13, 7))
+    fig.subplots_adjust(left=0.06, right=0.96, bottom=0.08, top=0.9, wspace=0.3, hspace=0.4)
+    axs = fig.subplots(2, 3)
+    vmax = max(float(a.max()), float(b.max()))
+    vmin = max(min(float(a.min()), float(b.min())), vmax - 12.0)
+    _imshow_mel(axs[0, 0], a, cfg, sr, cfg.hop_length, vmin, vmax, f"{labels[0]} log-mel")
+    im = _imshow_mel(axs[0, 1], b, cfg, sr, cfg.hop_length, vmin, vmax, f"{labels[1]} log-mel")
+    fig.colorbar(im, ax=axs[0, 1], label="log-mel (ln)")
+    lim = max(float(np.percentile(np.abs(diff), 99)), 1e-3)
+    im = _imshow_mel(axs[0, 2], diff, cfg, sr, cfg.hop_length, -lim, lim, f"{labels[1]} − {labels[0]} (dB)",
+                     cmap="RdBu_r")
+    fig.colorbar(im, ax=axs[0, 2], label="dB")
+    x = np.arange(len(_BAND_ORDER))
+    for i, w in enumerate((plain_wave, enhanced_wave)):
+        axs[1, 0].bar(x + (i - 0.5) * 0.4, _band_energy_db(w, sr), 0.4, color=_COLORS[i], label=labels[i])
+    axs[1, 0].set_xticks(x)
+    axs[1, 0].set_xticklabels([_BAND_TEXT[k] for k in _BAND_ORDER])
+    axs[1, 0].set_ylabel("band energy (dB)")
+    axs[1, 0].set_title("band energy (waveforms)", fontsize=9)
+    axs[1, 0].legend(fontsize=7, loc="lower left")
+    f = cfg.mel_frequencies()
+    axs[1, 1].semilogx(f, diff.mean(axis=0), color=_COLORS[1], lw=1)
+    axs[1, 1].axhline(0, color="grey", lw=0.6)
+    axs[1, 1].axvline(HIGH_BAND_HZ, color="grey", lw=0.6, ls=":")
+    axs[1, 1].set(xlabel="Hz", ylabel="mean difference (dB)")
+    axs[1, 1].set_title(f"{labels[1]} − {labels[0]} per mel bin", fontsize=9)
+    for i, w in enumerate((plain_wave, enhanced_wave)):
+        fw, p = _welch_db(w, sr)
+        axs[1, 2].semilogx(fw[1:], p[1:], lw=0.9, color=_COLORS[i], label=labels[i])
+    axs[1, 2].axvline(HIGH_BAND_HZ, color="grey", lw=0.6, ls=":")
+    axs[1, 2].set(xlabel="Hz", ylabel="dB")
+    axs[1, 2].set_title("spectrum (Welch PSD)", fontsize=9)
+    axs[1, 2].legend(fontsize=7)
+    if title:
+        fig.suptitle(str(title).replace("$", r"\$"), fontsize=11)
     return fig
