@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="vaelib", description="Measure (and try to enhance) what the AudioLDM2 VAE round trip "
                                                 "loses; run the analysis notebooks into an HTML report.")
     parser.add_argument("--version", action="store_true", help="print the vaelib version and exit")
-    sub = parser.add_subparsers(dest="command", metavar="{report,eval,train-restorer,generate,info}", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="{report,eval,train-restorer,generate,info}",
+                                parser_class=_Parser)
 
     rep = sub.add_parser("report", help="run the notebooks and write an HTML report",
                          description="Run the report notebooks headlessly (papermill) and write self-contained\n"
