@@ -494,6 +494,7 @@ def adaptive_figure(per_clip, metric: str = "mel_lsd_hf", title: str = "") -> Fi
     axes[0].set_ylabel(f"{metric} − fixed best (per clip)", fontsize=8)
     fig.suptitle(title or f"held-out clips: change of {metric} vs. the best fixed setting (black: mean, "
                  "dashed: median; lower is better)", fontsize=9)
+    return fig
 
 
 def generation_figure(plain_mel, enhanced_mel, plain_wave, enhanced_wave, sr: int = 16000, cfg=None,
