@@ -3,6 +3,7 @@
 Tests never touch the network: the session sets ``HF_HUB_OFFLINE=1`` and points the HF cache at a temp dir.
 """
 
+import contextlib
 import json
 import os
 
@@ -50,6 +51,24 @@ def write_tiny_snapshot(root, with_vocoder=True, seed=0, safetensors=True):
 def tiny_snapshot(tmp_path_factory):
     """Path of a tiny AudioLDM2-layout snapshot (``model_index.json``, ``vae/``, ``vocoder/``)."""
     return write_tiny_snapshot(tmp_path_factory.mktemp("snapshot") / "audioldm2-tiny")
+
+
+@contextlib.contextmanager
+def lock_held_elsewhere(folder):
+    """A real second process holding :func:`vaelib.runlock.lock_folder` on ``folder`` while the block runs; yields
+    its PID (the process is killed afterwards, leaving a stale lock file behind)."""
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen([sys.executable, "-c", "import time; from vaelib.runlock import lock_folder; "
+                               f"l = lock_folder({str(folder)!r}); print('held', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield holder.pid
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 @pytest.fixture(autouse=True)

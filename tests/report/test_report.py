@@ -15,7 +15,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import make_notebooks, write_inputs
+from conftest import lock_held_elsewhere, make_notebooks, write_inputs
 
 from vaelib import report
 from vaelib.audio import find_audio
@@ -160,25 +160,15 @@ def test_second_report_on_one_folder_stops_naming_the_first(setup):
     """One writer per report folder: while another process holds ``--out``, ``vaelib report`` into it stops in one
     line naming that process, before any notebook starts; a lock file alone (a run that wrote nothing) is no
     obstacle to planning."""
-    import subprocess
-    import sys
-
     run = setup.root / "run"
     run.mkdir()
-    holder = subprocess.Popen([sys.executable, "-c", "import time; from vaelib.runlock import lock_folder; "
-                               f"l = lock_folder({str(run)!r}); print('held', flush=True); time.sleep(60)"],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with lock_held_elsewhere(run) as pid:
         assert plan_report(notebooks=setup.nbs, out="run", audio="in").run_dir == run
-        with pytest.raises(ReportError, match=rf"in use by process {holder.pid}") as info:
+        with pytest.raises(ReportError, match=rf"in use by process {pid}") as info:
             report.run_report(notebooks=setup.nbs, out="run", audio=_good_only(setup.inputs), echo=None,
                               progress=False)
         one_line(str(info.value))
         assert sorted(p.name for p in run.iterdir()) == [".vaelib.lock"]  # nothing else written
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 def test_plan_skips_corrupt_and_routes_parameters(setup):

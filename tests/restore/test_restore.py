@@ -524,23 +524,16 @@ def test_trained_restorer_records_its_vae(vae, pairs, tmp_path):
 def test_two_trainings_on_one_folder_the_second_stops_naming_the_first(vae, pairs, tmp_path):
     """One writer per run folder: while a process holds ``--out`` (a real second process here), training into it
     stops in one line naming that process; once it is gone, its stale lock never blocks."""
-    import subprocess
-    import sys
     import time
+
+    from conftest import lock_held_elsewhere
 
     folder = tmp_path / "locked"
     folder.mkdir()
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from vaelib.runlock import lock_folder; "
-                               f"l = lock_folder({str(folder)!r}); print('held', flush=True); time.sleep(60)"],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(RestorerError, match=rf"in use by process {holder.pid}") as info:
+    with lock_held_elsewhere(folder) as pid:
+        with pytest.raises(RestorerError, match=rf"in use by process {pid}") as info:
             restore.train_restorer(vae, None, folder, opts=_opts(steps=1), channels=8, pairs=pairs, progress=False)
         assert "\n" not in str(info.value)
-    finally:
-        holder.kill()
-        holder.wait()
     time.sleep(0.1)
     restore.train_restorer(vae, None, folder, opts=_opts(steps=1), channels=8, pairs=pairs, progress=False)
     assert (folder / "model.safetensors").is_file()
