@@ -85,3 +85,20 @@ def test_glossary_explains_each_measure():
     assert len(seen) == len(PERCEPTUAL_KEYS) + 1  # one definition each
     assert "ViSQOL" in generic and "48 kHz" in generic
     assert glossary.describe_key("learned_visqol_change") == ("learned restorer", "visqol", "change")
+
+
+def test_04_reuses_01s_plain_vae_rows_only_for_the_same_inputs(rows, tmp_path):
+    import json
+
+    from vaelib.study import reuse_baseline_rows
+
+    sig = {"clips": [[c, None, 100] for c in sorted(set(rows["clip"]))], "seed": 0}
+    folder = tmp_path / "01_baseline"
+    folder.mkdir()
+    rows.to_csv(folder / "perceptual.csv", index=False)
+    (folder / "metrics.json").write_text(json.dumps({"inputs": sig}))
+    got = reuse_baseline_rows(tmp_path, sig)
+    assert got is not None and set(got["stage"]) == {"vae"} and sorted(got["clip"]) == sorted(set(rows["clip"]))
+    assert reuse_baseline_rows(tmp_path, {**sig, "seed": 1}) is None  # other inputs: score them again
+    assert reuse_baseline_rows(tmp_path, {**sig, "clips": sig["clips"] + [["new", None, 1]]}) is None
+    assert reuse_baseline_rows(tmp_path / "nowhere", sig) is None

@@ -42,8 +42,9 @@ _KERNEL_ENV = {"TQDM_DISABLE": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
 #: a value the user set is kept.
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
 #: Notebooks (stem -> stems) started only after these finished, when both are in the run: 03 reuses 02's
-#: scores from the run folder instead of recomputing them.
-RUN_AFTER = {_params.NOTEBOOKS["analysis"][0]: (_params.NOTEBOOKS["enhance"][0],)}
+#: scores and 04 reuses 01's perceptual scores of the plain VAE from the run folder instead of recomputing them.
+RUN_AFTER = {_params.NOTEBOOKS["analysis"][0]: (_params.NOTEBOOKS["enhance"][0],),
+             _params.NOTEBOOKS["learned"][0]: (_params.NOTEBOOKS["baseline"][0],)}
 
 
 class NotebookError(RuntimeError):

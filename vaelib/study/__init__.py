@@ -36,6 +36,7 @@ from .perceptual import (
     perceptual_summary,
     perceptual_table,
     restorer_perceptual,
+    reuse_baseline_rows,
 )
 from .prose import METRIC_NAMES, conclusions, fmt_num, why_disagree
 from .restorers import (
@@ -91,5 +92,5 @@ __all__ = [
     "save_figure", "score_stages", "Session", "setting_label", "setup", "summary_numbers", "sweep", "sweep_grid",
     "variant_mels", "verdict", "vocode_stages", "why_disagree", "write_metrics",
     "PERCEPTUAL_INSTALL_HINT", "baseline_perceptual", "perceptual_caption", "perceptual_ready", "perceptual_summary",
-    "perceptual_table", "restorer_perceptual",
+    "perceptual_table", "restorer_perceptual", "reuse_baseline_rows",
 ]

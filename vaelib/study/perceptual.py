@@ -131,9 +131,39 @@ def baseline_perceptual(recs: dict, clips) -> pd.DataFrame | None:
     return perceptual_rows(pairs, sr=int(next(iter(recs.values())).sr) if recs else 16000)
 
 
-def restorer_perceptual(items: list[dict], labels, vocoder, sr: int = 16000) -> pd.DataFrame | None:
+def reuse_baseline_rows(out_dir, signature: dict) -> pd.DataFrame | None:
+    """Notebook 01's perceptual rows of the plain VAE (``vae`` stage), for notebook 04 to reuse.
+
+    ``None`` (score them yourself) unless ``out_dir/01_baseline/metrics.json`` was written with the same
+    :func:`vaelib.study.inputs_signature` and ``perceptual.csv`` beside it holds a ``vae`` row for every clip of the
+    signature: the same clips, crop, model, vocoder and seed give the same waveform (to float rounding across
+    thread counts), so the same scores. Saves 04
+    from vocoding and scoring the plain VAE a second time when both run into one folder (as 03 reuses 02's)."""
+    import json
+    from pathlib import Path
+
+    from .files import clean_json
+
+    folder = Path(out_dir) / "01_baseline"
+    try:
+        doc = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+        rows = pd.read_csv(folder / "perceptual.csv")
+    except (OSError, ValueError):
+        return None
+    if doc.get("inputs") != clean_json(signature) or not {"clip", "stage", *PERCEPTUAL_KEYS} <= set(rows.columns):
+        return None
+    rows = rows[rows["stage"] == "vae"]
+    names = [c[0] for c in signature["clips"]]
+    if len(rows) != len(names) or set(rows["clip"].astype(str)) != set(names):
+        return None
+    return rows.assign(clip=rows["clip"].astype(str)).reset_index(drop=True)
+
+
+def restorer_perceptual(items: list[dict], labels, vocoder, sr: int = 16000,
+                        reuse: pd.DataFrame | None = None) -> pd.DataFrame | None:
     """Notebook 04: the plain VAE and each learned restorer (``labels`` of
-    :func:`vaelib.study.compare_restorers`), vocoded with the run's vocoder, against the input waveform."""
+    :func:`vaelib.study.compare_restorers`), vocoded with the run's vocoder, against the input waveform.
+    ``reuse``: the plain VAE's rows already scored (:func:`reuse_baseline_rows`); only the restorers are scored."""
     if not perceptual_ready():
         return None
     from ..pipeline import vocode
@@ -142,8 +172,16 @@ def restorer_perceptual(items: list[dict], labels, vocoder, sr: int = 16000) -> 
     pairs = []
     for it in items:
         mels = variant_mels(it, labels)[1:]  # plain VAE, then each restorer (the input is the reference)
+        if reuse is not None:
+            mels = [m for m in mels if m[0] != "VAE only"]
         waves = vocode(vocoder, [m for _, m in mels])
         stages = {("vae" if lab == "VAE only" else lab): np.asarray(w, dtype=np.float64)
                   for (lab, _), w in zip(mels, waves, strict=True)}
         pairs.append((it["name"], _category(it["path"]), np.asarray(it["wave"], dtype=np.float64), stages))
-    return perceptual_rows(pairs, sr=sr)
+    rows = perceptual_rows(pairs, sr=sr)
+    if reuse is not None and rows is not None:
+        rank = {key: i for i, key in enumerate((it["name"], s) for it in items for s in ("vae", *labels))}
+        rows = pd.concat([reuse[rows.columns], rows], ignore_index=True)
+        k = [rank.get(key, len(rank)) for key in zip(rows["clip"], rows["stage"], strict=True)]
+        rows = rows.assign(_k=k).sort_values("_k", kind="stable").drop(columns="_k").reset_index(drop=True)
+    return rows
