@@ -273,12 +273,19 @@ def restorer_enhancer(name: str, model) -> Enhancer:
                     restorer=True)
 
 
+#: name -> the registered restorer object its adapter in ENHANCERS was built for
+_ADAPTED: dict = {}
+
+
 def _sync_registered() -> None:
-    """Give every restorer registered with :func:`vaelib.restore.register` its adapter in :data:`ENHANCERS`."""
+    """Give every restorer registered with :func:`vaelib.restore.register` its adapter in :data:`ENHANCERS`
+    (built once per registration: :func:`get` runs this on every call)."""
     from .restore.model import REGISTRY
 
     for name, model in REGISTRY.items():
-        ENHANCERS[name] = restorer_enhancer(name, model)
+        if _ADAPTED.get(name) is not model or name not in ENHANCERS:
+            ENHANCERS[name] = restorer_enhancer(name, model)
+            _ADAPTED[name] = model
 
 
 def describe() -> str:
