@@ -35,9 +35,16 @@ METHODS = {
     "mel_shelf": ("mel_shelf", {"shelf_db": 1.0}),
     "mel_unsharp": ("mel_unsharp", {"amount": 0.3}),
     "learned": ("learned", {"strength": 1.0}),
+    "learned (gate off)": ("learned", {"strength": 1.0, "gate": "off"}),
     "learned_cond (auto)": ("learned_cond", {"strength": 1.0}),
+    "learned_cond (auto, gate off)": ("learned_cond", {"strength": 1.0, "gate": "off"}),
     "learned_cond (label)": ("learned_cond", {"strength": 1.0, "category": "label"}),
 }
+
+#: Issue 17's bar for the default restorer on real recordings: share of clips improved (LSD-HF), worst clip's
+#: change of LSD-HF and of full-band mel L1, change of the mean LSD-HF (and on the demo eval clips, the means).
+BAR = {"share_improved": 0.85, "worst_lsd_hf": 0.05, "worst_l1": 0.03, "mean_lsd_hf": -0.12,
+       "demo_lsd_hf": -0.20, "demo_l1": -0.08}
 
 
 def real_category(path: Path) -> int:
@@ -80,28 +87,56 @@ def summarise(rows: list[dict]) -> dict:
     for lab in labels:
         sel = [r for r in rows if r["label"] == lab]
         out[lab] = {k: float(np.mean([r[k] for r in sel])) for k in ("lsd_hf", "lsd", "l1")}
+        ber = np.array([r["ber_high"] for r in sel], dtype=float)
+        out[lab]["ber_high_geomean"] = float(np.exp(np.mean(np.log(ber))))
+        out[lab]["abs_ln_ber_high"] = float(np.mean(np.abs(np.log(ber))))
     base = out.get("vae")
     if base:
         per = {lab: {r["clip"]: r for r in rows if r["label"] == lab} for lab in labels}
         clips = list(per["vae"])
         for lab in labels:
-            for k in ("lsd_hf", "l1"):
+            for k in ("lsd_hf", "l1", "lsd"):
                 out[lab][f"{k}_change"] = out[lab][k] / base[k] - 1.0
                 out[lab][f"{k}_clips"] = change_summary([per["vae"][c][k] for c in clips],
                                                         [per[lab][c][k] for c in clips], clips)
+            lost = [c for c in clips if per["vae"][c]["ber_high"] < 0.9]  # where the VAE lost high-band energy
+            out[lab]["lost_clips"] = len(lost)
+            out[lab]["lost_ln_ber_high"] = (float(np.mean([np.log(per[lab][c]["ber_high"]) for c in lost]))
+                                            if lost else float("nan"))
     return out
+
+
+def criteria(summary: dict, label: str) -> dict:
+    """Issue 17's checks for ``label`` on one real-recordings source: each ``(value, bar, met)``; plus the energy
+    checks (mean |ln ratio| closer to 0 than the VAE's, energy given back where the VAE kept < 0.9, full-band mel
+    LSD no worse than the VAE's)."""
+    m, v = summary[label], summary["vae"]
+    c, c1 = m["lsd_hf_clips"], m["l1_clips"]
+    return {
+        "share_improved": (c["share_improved"], BAR["share_improved"], c["share_improved"] >= BAR["share_improved"]),
+        "worst_lsd_hf": (c["worst"], BAR["worst_lsd_hf"], c["worst"] <= BAR["worst_lsd_hf"]),
+        "worst_l1": (c1["worst"], BAR["worst_l1"], c1["worst"] <= BAR["worst_l1"]),
+        "mean_lsd_hf": (m["lsd_hf_change"], BAR["mean_lsd_hf"], m["lsd_hf_change"] <= BAR["mean_lsd_hf"]),
+        "abs_ln_ber_high": (m["abs_ln_ber_high"], v["abs_ln_ber_high"], m["abs_ln_ber_high"] < v["abs_ln_ber_high"]),
+        "lost_ln_ber_high": (m["lost_ln_ber_high"], v["lost_ln_ber_high"],
+                             not m["lost_clips"] or m["lost_ln_ber_high"] > v["lost_ln_ber_high"]),
+        "lsd_full": (m["lsd_change"], 0.0, m["lsd_change"] <= 0.0),
+    }
 
 
 def table(summary: dict) -> str:
     lines = ["| method | mel LSD ≥ 4 kHz | change of means | clips improved | median | worst clip | mel L1 | change | "
-             "worst clip (L1) |", "|---|---|---|---|---|---|---|---|---|"]
+             "worst clip (L1) | 4–8 kHz energy ratio (geometric mean) | mean abs ln ratio | full-band LSD change |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for lab, m in summary.items():
         c, c1 = m.get("lsd_hf_clips") or {}, m.get("l1_clips") or {}
         worst = f"{c.get('worst_clip')} {100 * c.get('worst', 0):+.0f} %" if c.get("clips") else ""
         worst1 = f"{c1.get('worst_clip')} {100 * c1.get('worst', 0):+.0f} %" if c1.get("clips") else ""
         lines.append(f"| {lab} | {m['lsd_hf']:.4f} | {100 * m.get('lsd_hf_change', 0):+.1f} % | "
                      f"{c.get('improved', '')} of {c.get('clips', '')} | {100 * c.get('median', 0):+.1f} % | {worst} | "
-                     f"{m['l1']:.4f} | {100 * m.get('l1_change', 0):+.1f} % | {worst1} |")
+                     f"{m['l1']:.4f} | {100 * m.get('l1_change', 0):+.1f} % | {worst1} | "
+                     f"{m['ber_high_geomean']:.3f} | {m['abs_ln_ber_high']:.3f} | "
+                     f"{100 * m.get('lsd_change', 0):+.1f} % |")
     return "\n".join(lines)
 
 
@@ -111,6 +146,9 @@ def main(argv=None) -> int:
     ap.add_argument("--restorer", action="append", default=[], metavar="DIR",
                     help="also score this trained restorer folder (repeatable)")
     ap.add_argument("--real", type=Path, default=REAL_DIR, help="folder of real recordings (default: %(default)s)")
+    ap.add_argument("--sets", type=Path, default=None,
+                    help="a folder written by scripts/make_realtest.py: its test/ and selection/ sets are scored too")
+    ap.add_argument("--no-demo", action="store_true", help="skip the demo eval clips")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     if args.out.exists():
@@ -128,14 +166,18 @@ def main(argv=None) -> int:
     methods = dict(METHODS)
     for folder in args.restorer:
         methods[Path(folder).name] = (restore.register(folder, f"restorer_{Path(folder).name}"), {})
-    sources = {"demo_eval": restore.collect_pairs(find_audio("demo"), vae, progress=False)}
-    if args.real.is_dir():
+    sources = {} if args.no_demo else {"demo_eval": restore.collect_pairs(find_audio("demo"), vae, progress=False)}
+    if args.sets is not None:
+        for part in ("selection", "test"):
+            pairs = restore.collect_pairs(find_audio(args.sets / part), vae, progress=False)
+            sources[f"real_{part}"] = [it for it in pairs if "#" not in it["name"] or it["name"].endswith("#0")]
+    if args.real.is_dir() and args.sets is None:
         files = distinct(sorted(args.real.glob("*.oga")) or find_audio(args.real))
         pairs = restore.collect_pairs(files, vae, progress=False)
         for it in pairs:
             it["category"] = real_category(Path(it["path"]))
         sources["real_freedesktop" if args.real == REAL_DIR else f"real_{args.real.name}"] = pairs
-    else:
+    elif args.sets is None:
         print(f"warning: {args.real} missing: real recordings not scored "
               "(apt-get install --no-install-recommends sound-theme-freedesktop)", file=sys.stderr)
     result = {}
@@ -144,6 +186,14 @@ def main(argv=None) -> int:
         result[name] = {"clips": len({r["clip"] for r in rows}), "summary": summarise(rows), "per_clip": rows}
         print(f"\n### {name} ({result[name]['clips']} clips)\n")
         print(table(result[name]["summary"]))
+        summ = result[name]["summary"]
+        for lab in summ:
+            if lab != "vae" and lab.startswith(("learned", "restorer_")) and "lsd_hf_clips" in summ[lab]:
+                crit = criteria(summ, lab)
+                result[name].setdefault("criteria", {})[lab] = crit
+                bad = [k for k, (_, _, ok) in crit.items() if not ok]
+                print(f"- {lab}: " + ("meets every check" if not bad else "misses " + ", ".join(
+                    f"{k} ({crit[k][0]:+.3f} vs {crit[k][1]:+.3f})" for k in bad)))
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     return 0
 

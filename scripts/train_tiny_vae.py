@@ -29,6 +29,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=bundled_model_dir())
     ap.add_argument("--force", action="store_true", help="replace an existing model in --out")
+    ap.add_argument("--init", type=Path, default=None,
+                    help="start from this model folder's vae/ (fine-tuning; its architecture is kept) instead of a "
+                         "seeded fresh initialisation")
     for cls in (TrainConfig, TinyVAEConfig):
         _add_flags(ap, cls())
     args = ap.parse_args(argv)
@@ -40,7 +43,17 @@ def main(argv=None) -> int:
     files = find_audio("demo", demo_split="train")
     waves = [load_audio(p) for p in files]
     print(f"training on {len(files)} train clips ({sum(map(len, waves)) / 16000:.1f} s); {cfg}")
-    model = make_tiny_vae(arch, seed=cfg.seed)
+    if args.init is not None:
+        from diffusers import AutoencoderKL
+
+        model = AutoencoderKL.from_pretrained(args.init, subfolder="vae", use_safetensors=True)
+        model.register_to_config(scaling_factor=1.0)  # the latent is re-measured after training
+        arch = TinyVAEConfig(block_out_channels=tuple(model.config.block_out_channels),
+                             layers_per_block=model.config.layers_per_block,
+                             norm_num_groups=model.config.norm_num_groups,
+                             latent_channels=model.config.latent_channels)
+    else:
+        model = make_tiny_vae(arch, seed=cfg.seed)
     sampler = CropSampler(waves, crop_frames=cfg.crop_frames, mix_prob=cfg.mix_prob, gain_db=cfg.gain_db,
                           seed=cfg.seed)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -50,6 +63,7 @@ def main(argv=None) -> int:
     sf = set_scaling_factor(model, CropSampler(waves, crop_frames=cfg.crop_frames, seed=cfg.seed + 1))
     model.save_pretrained(args.out / "vae", safe_serialization=True)
     meta = {"train": dataclasses.asdict(cfg), "arch": dataclasses.asdict(arch), "scaling_factor": sf,
+            "init": None if args.init is None else str(args.init),
             "train_clips": [p.name for p in files], "train_minutes": round(minutes, 1),
             "parameters": sum(p.numel() for p in model.parameters()), "final": rows[-1]}
     (args.out / "train_config.json").write_text(json.dumps(meta, indent=2) + "\n")

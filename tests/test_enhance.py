@@ -114,7 +114,8 @@ def test_new_parameter_ranges_and_choices(mel, z):
         enhance.validate_params("learned_cond", {"category": "noise"})
     with pytest.raises(ValueError, match="must be one of"):
         enhance.validate_params("learned_cond", {"category": 0.5})
-    assert enhance.validate_params("learned_cond", {"category": "music"}) == {"strength": 1.0, "category": 1.0}
+    assert enhance.validate_params("learned_cond", {"category": "music"}) == {"strength": 1.0, "category": 1.0,
+                                                                                "gate": 1.0}
     assert enhance.validate_params("learned_cond", {})["category"] == -1.0  # auto
     with pytest.raises(ValueError, match="acts on the log-mel"):
         apply("mel_shelf", z)
@@ -208,7 +209,7 @@ def test_reconstruct_validates_each_enhancer_once(monkeypatch, vae, tone_wave):
     rec = reconstruct(tone_wave, vae, None, enhancers={"learned": {"strength": 0.5}, "seed_frequency": None},
                       vocode=False)
     assert sorted(calls) == ["frequency", "learned"]
-    assert rec["learned"].params == {"method": "learned", "strength": 0.5}
+    assert rec["learned"].params == {"method": "learned", "strength": 0.5, "gate": 1.0}
     spec = enhance.parse({"l": ("learned", {"strength": 0.5})})
     calls.clear()
     assert enhance.parse(spec) == spec and calls == []  # parsed specs pass through untouched

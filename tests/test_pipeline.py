@@ -78,9 +78,9 @@ def test_learned_restorer_through_reconstruct(tone_wave):
 
     vae = load_vae("bundled", device="cpu")
     rec = reconstruct(tone_wave, vae, None, vocode=False,
-                      enhancers={"learned": None, "off": ("learned", {"strength": 0.0}),
-                                 "half": ("learned", {"strength": 0.5}),
-                                 "cond": ("learned_cond", {"category": "music"}), "learned_cond": None})
+                      enhancers={"learned": ("learned", {"gate": "off"}), "off": ("learned", {"strength": 0.0}),
+                                 "half": ("learned", {"strength": 0.5, "gate": "off"}), "gated": ("learned", {}),
+                                 "cond": ("learned_cond", {"category": "music", "gate": "off"}), "learned_cond": ("learned_cond", {"gate": "off"})})
     assert np.array_equal(rec["off"].mel, rec["vae"].mel)  # strength 0 = plain VAE, exactly
     dec = torch.from_numpy(rec["vae"].mel)[None, None]
     expected = bundled_restorer("learned").restore(dec, 1.0)[0, 0].numpy()
@@ -88,8 +88,14 @@ def test_learned_restorer_through_reconstruct(tone_wave):
     assert not np.allclose(rec["learned"].mel, rec["vae"].mel, atol=1e-3)
     np.testing.assert_allclose(rec["half"].mel - rec["vae"].mel, 0.5 * (rec["learned"].mel - rec["vae"].mel),
                                atol=1e-4)
+    # the default gate blends the same correction by the factor s* in [0, 1] (vaelib.restore.gate)
+    s = float(bundled_restorer("learned").last_gate)
+    assert 0.0 <= s <= 1.0
+    np.testing.assert_allclose(rec["gated"].mel, np.maximum(rec["vae"].mel + s * (rec["learned"].mel - rec["vae"].mel),
+                                                           bundled_restorer("learned").config.mel_floor), atol=1e-4)
     cond = bundled_restorer("learned_cond")
     np.testing.assert_allclose(rec["cond"].mel, cond.restore(dec, 1.0, category="music")[0, 0].numpy(), atol=1e-5)
     np.testing.assert_allclose(rec["learned_cond"].mel, cond.restore(dec, 1.0, category="auto")[0, 0].numpy(),
                                atol=1e-5)
-    assert rec["cond"].params == {"method": "learned_cond", "strength": 1.0, "category": 1.0}
+    want = {"method": "learned_cond", "strength": 1.0, "category": 1.0, "gate": 0.0}
+    assert rec["cond"].params == want

@@ -219,8 +219,9 @@ def fit_rule(method: str, x, y, *, lo: float, hi: float, alphas=(0.1, 1.0, 10.0,
         Provenance stored with the rule.
     """
     enh = _enhance.get(method)
-    if len(enh.params) != 1:
-        raise ValueError(f"adaptive rules predict one parameter; {method} takes {len(enh.params)}")
+    tunable = [p for p in enh.params if p.name != "gate"]
+    if len(tunable) != 1:
+        raise ValueError(f"adaptive rules predict one parameter; {method} takes {len(tunable)}")
     x = np.asarray(x, np.float64)
     y = np.asarray(y, np.float64)
     if x.ndim != 2 or len(x) != len(y) or len(y) < 2:
@@ -251,6 +252,12 @@ def fit_rule(method: str, x, y, *, lo: float, hi: float, alphas=(0.1, 1.0, 10.0,
                         alpha=float(best), meta=info)
 
 
+def held_fixed(method: str) -> dict:
+    """Parameters an adaptive rule never varies: a restorer's consistency ``gate`` is off (the rule predicts the
+    strength itself; its fits were made on ungated strengths)."""
+    return {"gate": 0.0} if any(p.name == "gate" for p in _enhance.get(method).params) else {}
+
+
 def _make_fn(rule: AdaptiveRule):
     base = _enhance.get(rule.method)
     neutral = base.params[0].neutral
@@ -262,7 +269,8 @@ def _make_fn(rule: AdaptiveRule):
         outs = []
         for i in range(x.shape[0]):
             p = float(neutral + weight * (p_hat[i] - neutral))
-            outs.append(_enhance.apply(rule.method, x[i:i + 1], {rule.param: p}, seed=seed))
+            outs.append(_enhance.apply(rule.method, x[i:i + 1], {rule.param: p, **held_fixed(rule.method)},
+                                       seed=seed))
         return torch.cat(outs)
 
     return fn

@@ -199,14 +199,14 @@ def _restorer_fn(name: str) -> Callable:
     """``fn(x, *, strength, category, seed)`` of the restorer ``name`` (looked up at call time, so that registering
     a name again takes effect): ``x`` unchanged (a copy) at strength 0, else ``Restorer.run``."""
 
-    def fn(x, *, strength=1.0, category=-1.0, seed=None):
+    def fn(x, *, strength=1.0, category=-1.0, gate=1.0, seed=None):
         if strength == 0:
             return x.clone()
         from .restore.model import registered
 
         model = registered(name)
         cat = None if category < 0 or model.embedding is None else int(category)
-        return model.run(x, strength, cat)
+        return model.run(x, strength, cat, gate=gate >= 1.0)
 
     return fn
 
@@ -219,6 +219,10 @@ _AMOUNT = Param("amount", 1.0, 0.0, 0.0, 4.0, "unsharp-mask amount a: L + a·(L 
 _STRENGTH = Param("strength", 1.0, 0.0, 0.0, 1.0, "blend: 0 = plain VAE output (exactly), 1 = fully restored")
 _CATEGORY = Param("category", -1.0, -1.0, -1.0, 3.0, "audio type: auto (inferred from the mel), speech, music, "
                   "percussion, other", choices=("auto", "speech", "music", "percussion", "other"))
+
+_GATE = Param("gate", 1.0, 1.0, 0.0, 1.0, "consistency gate: scale each window's correction by the factor the "
+               "VAE's own round trip agrees with (vaelib.restore.gate), or apply it as is (off)",
+               choices=("off", "consistency"))
 
 #: Registry of enhancers by name.
 ENHANCERS: dict[str, Enhancer] = {
@@ -242,9 +246,9 @@ ENHANCERS: dict[str, Enhancer] = {
                  stage="mel"),
         Enhancer("mel_unsharp", _mel_unsharp, (_AMOUNT,), False, "unsharp mask on the decoded log-mel (≥ 4 kHz)",
                  stage="mel"),
-        Enhancer("learned", _restorer_fn("learned"), (_STRENGTH,), False, "bundled learned restorer (mel post-net)",
-                 stage="mel", restorer=True),
-        Enhancer("learned_cond", _restorer_fn("learned_cond"), (_STRENGTH, _CATEGORY), False,
+        Enhancer("learned", _restorer_fn("learned"), (_STRENGTH, _GATE), False,
+                 "bundled learned restorer (mel post-net)", stage="mel", restorer=True),
+        Enhancer("learned_cond", _restorer_fn("learned_cond"), (_STRENGTH, _CATEGORY, _GATE), False,
                  "bundled learned restorer conditioned on the audio type", stage="mel", restorer=True),
     )
 }
@@ -265,10 +269,14 @@ STAGE_NAMES = ("input", "mel_projection", "vae")
 def restorer_enhancer(name: str, model) -> Enhancer:
     """The one adapter that makes a :class:`vaelib.restore.Restorer` an enhancer named ``name``.
 
-    Stage = the restorer's kind (``mel`` or ``latent``); parameters ``strength`` (identity 0) and, for a conditional
-    restorer, ``category``. The restorer itself is looked up by name when the enhancer runs.
+    Stage = the restorer's kind (``mel`` or ``latent``); parameters ``strength`` (identity 0), for a conditional
+    restorer ``category``, and for a mel restorer ``gate`` (default: the restorer config's ``gate``). The restorer
+    itself is looked up by name when the enhancer runs.
     """
     params = (_STRENGTH, _CATEGORY) if model.embedding is not None else (_STRENGTH,)
+    if model.kind == "mel":
+        on = 1.0 if model.config.gate == "consistency" else 0.0
+        params += (dataclasses.replace(_GATE, default=on, neutral=on),)
     return Enhancer(name, _restorer_fn(name), params, False, f"trained restorer ({model.kind})", stage=model.kind,
                     restorer=True)
 
@@ -439,7 +447,7 @@ def check_restorers(specs, vae, allow_foreign: bool = False) -> None:
 
     for spec in parse(specs).values():
         enh = get(spec.method)
-        if enh.restorer or enh.wraps:
+        if enh.restorer or enh.wraps:  # check_vae also binds the VAE for the restorer's consistency gate
             check_vae(registered(enh.wraps or spec.method), vae, spec.method, allow_foreign)
 
 

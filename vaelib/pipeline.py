@@ -183,7 +183,8 @@ def score_variants(items: list[dict], vae, methods: dict, cfg: MelConfig | None 
     list of dict
         One row per (clip, label): ``clip``, ``category``, ``label``, ``lsd_hf`` (mel LSD over bins ≥ 4 kHz,
         :func:`vaelib.metrics.mel_lsd`), ``lsd`` (all bins), ``l1`` (:func:`vaelib.metrics.mel_l1`), each against
-        the input log-mel.
+        the input log-mel, and ``ber_high`` (the 4–8 kHz mel energy ratio, output over input,
+        :func:`vaelib.metrics.mel_band_energy_ratio`).
     """
     from . import metrics
     from .categories import CATEGORIES
@@ -213,7 +214,8 @@ def score_variants(items: list[dict], vae, methods: dict, cfg: MelConfig | None 
                 est = _enhance.apply(spec, it["dec"], seed=seed)
             rows.append({"clip": it["name"], "category": CATEGORIES[it["category"]], "label": label,
                          "lsd_hf": metrics.mel_lsd(it["mel"], est, band=band, cfg=cfg),
-                         "lsd": metrics.mel_lsd(it["mel"], est), "l1": metrics.mel_l1(it["mel"], est)})
+                         "lsd": metrics.mel_lsd(it["mel"], est), "l1": metrics.mel_l1(it["mel"], est),
+                         "ber_high": metrics.mel_band_energy_ratio(it["mel"], est, cfg=cfg)["high"]})
     return rows
 
 

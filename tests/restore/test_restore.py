@@ -407,8 +407,9 @@ def test_render_restorer_and_figures(vae, pairs):
     off = widgets.render_restorer(widgets.RestorerState("learned", 0.0, clip=1), ctx)
     assert np.array_equal(off.mel, ctx.vae_mels[1]) and off.wave is None and off.audio_html == ""
     on = widgets.render_restorer(widgets.RestorerState("learned_cond", 1.0, "music", clip=0), ctx)
-    assert list(on.metrics.index) == ["VAE only", "restored"] and on.params == {"strength": 1.0, "category": 1.0}
-    assert on.title == "learned_cond(strength=1, category=1)"
+    assert list(on.metrics.index) == ["VAE only", "restored"]
+    assert on.params == {"strength": 1.0, "category": 1.0, "gate": 1.0}
+    assert on.title == "learned_cond(strength=1, category=1, gate=1)"
     with pytest.raises(ValueError, match="out of range"):
         widgets.render_restorer(widgets.RestorerState("learned", 2.0), ctx)
     with pytest.raises(ValueError, match="unknown restorer"):
@@ -495,7 +496,8 @@ def test_bundled_restorer_on_another_vae_is_refused_in_one_line(vae, tone_wave):
     assert vae_fingerprint(load_vae("bundled", device="cpu", dtype="bfloat16")) == vae_fingerprint(bundled)
     assert vae_fingerprint(vae) != vae_fingerprint(bundled)
     for name in ("learned", "learned_cond"):
-        with pytest.raises(RestorerError, match=r"trained for VAE 56574dbe88bffdc1 .* not for this VAE") as info:
+        want = rf"trained for VAE {vae_fingerprint(bundled)} .* not for this VAE"
+        with pytest.raises(RestorerError, match=want) as info:
             reconstruct(tone_wave, vae, None, enhancers=[name], vocode=False)
         msg = str(info.value)
         assert "\n" not in msg and vae_fingerprint(vae) in msg and "allow_foreign_restorer=True" in msg

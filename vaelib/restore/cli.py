@@ -58,6 +58,8 @@ def add_parser(subparsers, parser_class=None):
                    help="re-coloured copies per training clip (spectral tilt, mixing, noise; default 0)")
     p.add_argument("--hf-weight", type=float, default=None, help="L1 weight of the bins >= 4 kHz (default 3)")
     p.add_argument("--lsd-weight", type=float, default=None, help="weight of the high-band RMS term (default 1)")
+    p.add_argument("--energy-weight", type=float, default=None,
+                   help="weight of the high-band energy term |ln(restored / input 4-8 kHz mel energy)| (default 0)")
     p.add_argument("--holdout", type=float, default=None, help="fraction of files held out (default 0.15)")
     p.add_argument("--holdout-files", nargs="+", default=None, metavar="PATH",
                    help="a fixed held-out set instead of --holdout: files, folders or .lst lists, never trained on "
@@ -87,7 +89,7 @@ def _main(args) -> int:
 
     opts = TrainOptions()
     for name in ("steps", "minutes", "batch_size", "crop_frames", "lr", "holdout", "threads", "eval_every", "seed",
-                 "hf_weight", "lsd_weight", "augment", "ema"):
+                 "hf_weight", "lsd_weight", "energy_weight", "augment", "ema"):
         v = getattr(args, name, None)
         if v is not None:
             setattr(opts, name, v)
@@ -105,8 +107,8 @@ def _main(args) -> int:
         return _err("--augment must be >= 0")
     if not 0 <= opts.ema < 1:
         return _err(f"--ema must be in [0, 1), got {opts.ema:g}")
-    if opts.hf_weight < 0 or opts.lsd_weight < 0:
-        return _err("--hf-weight and --lsd-weight must be >= 0")
+    if opts.hf_weight < 0 or opts.lsd_weight < 0 or opts.energy_weight < 0:
+        return _err("--hf-weight, --lsd-weight and --energy-weight must be >= 0")
     if args.channels is not None and args.channels < 1:
         return _err("--channels must be a positive integer")
     if opts.crop_frames < 8:

@@ -29,6 +29,8 @@ __all__ = ["FORMAT", "WEIGHTS", "RestorerError", "RestorerConfig", "Restorer", "
            "REGISTRY", "RESERVED_NAMES"]
 
 FORMAT = "vaelib-restorer"
+#: Values of a restorer's ``gate`` (the enhancer parameter's choices, in order: off = 0, consistency = 1).
+GATES = ("off", "consistency")
 WEIGHTS = "model.safetensors"
 _PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth", ".pkl")
 #: Restorers added with :func:`register`, by name.
@@ -72,6 +74,9 @@ class RestorerConfig:
         (:func:`check_vae`). ``None``: recorded by no one (restorers trained before it existed), not checked.
     vae_name : str
         A readable name of that VAE (its source), for the refusal message.
+    gate : {"consistency", "off"}
+        The default of the enhancer's ``gate`` parameter: ``"consistency"`` scales each window's correction by the
+        factor the VAE's own round trip agrees with (:mod:`vaelib.restore.gate`); ``"off"`` applies it as is.
     """
 
     kind: str = "mel"
@@ -92,12 +97,15 @@ class RestorerConfig:
     mel_floor: float | None = None
     vae_fingerprint: str | None = None
     vae_name: str = ""
+    gate: str = "consistency"
 
     def __post_init__(self):
         if self.kind not in ("mel", "latent"):
             raise RestorerError(f"kind must be 'mel' or 'latent', got {self.kind!r}")
         if self.arch not in ("tcn", "unet"):
             raise RestorerError(f"arch must be 'tcn' or 'unet', got {self.arch!r}")
+        if self.gate not in GATES:
+            raise RestorerError(f"gate must be one of {', '.join(GATES)}, got {self.gate!r}")
         self.categories = tuple(self.categories)
 
     def hf_mask(self) -> np.ndarray:
@@ -200,9 +208,11 @@ class Restorer(nn.Module):
         return self.run(x, strength, category)
 
     @torch.no_grad()
-    def run(self, x: torch.Tensor, strength: float, category=None) -> torch.Tensor:
+    def run(self, x: torch.Tensor, strength: float, category=None, gate: bool = False) -> torch.Tensor:
         """:meth:`restore` without its argument checks, for callers that validated them (the enhancer adapter of
-        :mod:`vaelib.enhance`, which validates a parameter once per call path)."""
+        :mod:`vaelib.enhance`, which validates a parameter once per call path). ``gate=True`` (mel kind): the
+        correction is scaled per batch item by the consistency gate (:func:`vaelib.restore.gate.gated`) with the
+        VAE given to :meth:`bind_vae`."""
         if strength == 0.0:
             return x.clone()
         p = next(self.parameters())
@@ -213,8 +223,49 @@ class Restorer(nn.Module):
         out = xf + strength * self(xf, category)
         if self.config.kind == "mel" and self.config.mel_floor is not None:
             out = out.clamp(min=self.config.mel_floor)
+        if gate and self.config.kind == "mel":
+            from .gate import gated
+
+            out, self.last_gate = gated(self.gate_vae(), xf, out, self.hf_mask_tensor(), self.config.mel_floor)
         return out.to(x.dtype)
 
+    def hf_mask_tensor(self) -> torch.Tensor:
+        """:meth:`RestorerConfig.hf_mask` as a boolean tensor (computed once)."""
+        mask = self.__dict__.get("_hf_mask")
+        if mask is None:
+            mask = torch.from_numpy(self.config.hf_mask())
+            self.__dict__["_hf_mask"] = mask
+        return mask
+
+    def bind_vae(self, vae) -> None:
+        """Remember ``vae`` (already checked by :func:`check_vae`) for the consistency gate. Kept outside the
+        module's parameters and state (never saved). Every VAE that passes the check has the recorded weights,
+        so the binding cannot change a result — unless the check was overridden (``allow_foreign_restorer``)."""
+        self.__dict__["_gate_vae"] = vae
+
+    def gate_vae(self):
+        """The VAE for the gate: the one bound by :meth:`bind_vae`, else the bundled tiny VAE when this restorer was
+        trained for it; otherwise a one-line :class:`RestorerError`."""
+        vae = self.__dict__.get("_gate_vae")
+        if vae is not None:
+            return vae
+        from ..models import vae_fingerprint
+
+        bundled = _bundled_vae()
+        if self.config.vae_fingerprint is not None and vae_fingerprint(bundled) == self.config.vae_fingerprint:
+            self.__dict__["_gate_vae"] = bundled
+            return bundled
+        raise RestorerError("gate='consistency' needs the VAE this restorer was trained for: apply it through "
+                            "vaelib.reconstruct / vaelib eval / the notebooks (which pass the VAE), call "
+                            "enhance.check_restorers(specs, vae) first, or pass gate='off'")
+
+
+
+@functools.cache
+def _bundled_vae():
+    from ..models import load_vae
+
+    return load_vae("bundled", device="cpu")
 
 
 def save_restorer(restorer: Restorer, folder, extra: dict | None = None) -> Path:
@@ -335,8 +386,11 @@ def check_vae(restorer: Restorer, vae, name: str = "restorer", allow_foreign: bo
 
     want = restorer.config.vae_fingerprint
     if allow_foreign or want is None:
+        restorer.bind_vae(vae)  # the gate uses the VAE it is applied with
         return
     got = vae_fingerprint(vae)
+    if got == want:
+        restorer.bind_vae(vae)
     if got != want:
         src = getattr(vae, "source", "") or getattr(getattr(vae, "config", None), "_name_or_path", "") or "?"
         raise RestorerError(f"restorer {name!r} was trained for VAE {want} ({restorer.config.vae_name or '?'}), not "

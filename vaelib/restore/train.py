@@ -25,12 +25,18 @@ __all__ = ["TrainOptions", "restorer_loss", "evaluate_restorer", "train_restorer
 
 
 def restorer_loss(est: torch.Tensor, ref: torch.Tensor, hf_mask: torch.Tensor, hf_weight: float = 3.0,
-                  lsd_weight: float = 1.0, eps: float = 1e-4) -> torch.Tensor:
-    """Band-weighted L1 on log-mel plus a per-frame high-band RMS term (see the module docstring).
+                  lsd_weight: float = 1.0, eps: float = 1e-4, energy_weight: float = 0.0) -> torch.Tensor:
+    """Band-weighted L1 on log-mel, a per-frame high-band RMS term and a high-band energy term.
 
     ::
 
-        loss = Σ w_m |d| / Σ w_m  +  lsd_weight · mean_{b,t} sqrt( mean_{m ∈ HF} d² + eps ),   d = est − ref
+        loss = Σ w_m |d| / Σ w_m  +  lsd_weight · mean_{b,t} sqrt( mean_{m ∈ HF} d² + eps )
+               + energy_weight · mean_b | ln Σ_{t, m ∈ HF} exp(est) − ln Σ_{t, m ∈ HF} exp(ref) |,   d = est − ref
+
+    The third term is the crop's 4–8 kHz mel energy log-ratio (``ln`` of :func:`vaelib.metrics.mel_band_energy_ratio`'s
+    high-band ratio, computed with ``logsumexp``): it penalises over- and under-restoration of the band's energy
+    explicitly, which the first two (per-bin distances) leave free — a restorer can lower them by reshaping the band
+    while removing energy the VAE already lost.
 
     Parameters
     ----------
@@ -42,10 +48,15 @@ def restorer_loss(est: torch.Tensor, ref: torch.Tensor, hf_mask: torch.Tensor, h
     d = est - ref
     w = 1.0 + (hf_weight - 1.0) * hf_mask.to(d.dtype)
     l1 = (d.abs() * w).mean() / w.mean()
-    if lsd_weight == 0 or not bool(hf_mask.any()):
+    if (lsd_weight == 0 and energy_weight == 0) or not bool(hf_mask.any()):
         return l1
     hf = d[..., hf_mask]
-    return l1 + lsd_weight * torch.sqrt(hf.pow(2).mean(-1) + eps).mean()
+    loss = l1 + lsd_weight * torch.sqrt(hf.pow(2).mean(-1) + eps).mean()
+    if energy_weight:
+        e_est = torch.logsumexp(est[..., hf_mask].flatten(1), dim=1)
+        e_ref = torch.logsumexp(ref[..., hf_mask].flatten(1), dim=1)
+        loss = loss + energy_weight * (e_est - e_ref).abs().mean()
+    return loss
 
 
 
@@ -112,6 +123,7 @@ class TrainOptions:
     lr_min: float = 1e-4
     hf_weight: float = 3.0
     lsd_weight: float = 1.0
+    energy_weight: float = 0.0
     cls_weight: float = 0.2
     holdout: float = 0.15
     holdout_files: list[str] | None = None
@@ -148,6 +160,7 @@ CHECKPOINT = "state.safetensors"
 _META_KEY = "vaelib_checkpoint"
 #: TrainOptions fields that shape a run: a resume must repeat them (``threads`` and the logging cadence do not).
 _RUN_FIELDS = ("steps", "minutes", "batch_size", "crop_frames", "lr", "lr_min", "hf_weight", "lsd_weight",
+               "energy_weight",
                "cls_weight", "holdout", "seed", "max_frames", "augment", "mel_floor", "ema")
 
 
@@ -410,7 +423,7 @@ def _train(vae, files, out, kind, conditional, opts, channels, arch, resume, pro
             z2 = z + model(z, cats if conditional else None)
             est = vae.model.decode((z2 / sf).to(vae.dtype)).sample.float()
             src = z
-        loss = restorer_loss(est, mel, hf, opts.hf_weight, opts.lsd_weight)
+        loss = restorer_loss(est, mel, hf, opts.hf_weight, opts.lsd_weight, energy_weight=opts.energy_weight)
         total_loss = loss
         if conditional:
             ce = F.cross_entropy(model.classifier(model._norm(src)), cats)

@@ -127,7 +127,7 @@ def evaluate(items: list[dict], vae, specs, batch_size: int = 8, seed: int = 0) 
         if _is_identity(method, params):  # the plain decode itself (no second decode of the same latent)
             out[j] = _score(items[i]["mel"], items[i]["dec"], cfg)
         elif _enhance.get(method).stage == "mel":
-            est = _enhance.apply(method, items[i]["dec"], params, seed=seed)
+            est = _enhance.apply(method, items[i]["dec"], {**params, **_adaptive.held_fixed(method)}, seed=seed)
             out[j] = _score(items[i]["mel"], est, cfg)
     by_len: dict[int, list] = {}  # latents of equal length decode together, batch_size at a time
     for j, (i, method, params) in latent:
