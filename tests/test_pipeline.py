@@ -80,7 +80,8 @@ def test_learned_restorer_through_reconstruct(tone_wave):
     rec = reconstruct(tone_wave, vae, None, vocode=False,
                       enhancers={"learned": ("learned", {"gate": "off"}), "off": ("learned", {"strength": 0.0}),
                                  "half": ("learned", {"strength": 0.5, "gate": "off"}), "gated": ("learned", {}),
-                                 "cond": ("learned_cond", {"category": "music", "gate": "off"}), "learned_cond": ("learned_cond", {"gate": "off"})})
+                                 "cond": ("learned_cond", {"category": "music", "gate": "off"}),
+                                 "learned_cond": ("learned_cond", {"gate": "off"})})
     assert np.array_equal(rec["off"].mel, rec["vae"].mel)  # strength 0 = plain VAE, exactly
     dec = torch.from_numpy(rec["vae"].mel)[None, None]
     expected = bundled_restorer("learned").restore(dec, 1.0)[0, 0].numpy()
