@@ -18,7 +18,25 @@ from .. import metrics as _metrics
 from .session import progress
 
 __all__ = ["score_stages", "vocode_stages", "run_round_trips", "is_ratio", "aggregate", "quick_score",
-           "attribution_table", "share_reading"]
+           "attribution_table", "share_reading", "mean_over_clips", "MEAN_RULE", "below_cutoff_db"]
+
+#: The one definition of "mean over clips" used by every notebook, the index and the eval page, in words.
+MEAN_RULE = ("means over clips are arithmetic for distances, dB values, scores and changes, and geometric for "
+             "ratios (energy ratios, the seed's retention), so one exploded clip cannot swamp the others")
+
+
+def below_cutoff_db(low: float, mid: float, cfg) -> float:
+    """The mean absolute log-mel error below 4 kHz, from the ``low`` (< 500 Hz) and ``mid`` (0.5-4 kHz) band errors.
+
+    ``err_lf = (n_low * err_low + n_mid * err_mid) / (n_low + n_mid)`` with ``n_b`` the number of mel bins whose
+    centre lies in band ``b`` (:data:`vaelib.metrics.BANDS`, ``cfg.band_mask``): both band errors are means over the
+    same frames, so this is exactly :func:`vaelib.metrics.mel_band_error_db_logmel` over ``[0, 4 kHz)``.
+    """
+    lo, mid_b = _metrics.BANDS["low"], _metrics.BANDS["mid"]
+    n_low, n_mid = int(cfg.band_mask(*lo).sum()), int(cfg.band_mask(*mid_b).sum())
+    if n_low + n_mid == 0:
+        return math.nan
+    return (n_low * float(low) + n_mid * float(mid)) / (n_low + n_mid)
 
 
 def score_stages(rec, stages=None, cfg=None, waveform: bool = True, quick: bool = False) -> list[dict]:
@@ -41,6 +59,10 @@ def score_stages(rec, stages=None, cfg=None, waveform: bool = True, quick: bool 
         row = {"stage": name, "method": st.params.get("method", name), "params": json.dumps(params, sort_keys=True)}
         row.update(scores.get(name, {}))
         row.update({f"dec_{k}": v for k, v in _metrics.score_mel(rec.input_mel, st.mel, cfg=cfg).items()})
+        for prefix in ("", "dec_"):  # the error below 4 kHz, beside the one above it (the headline's two numbers)
+            if f"{prefix}mel_err_db_low" in row and f"{prefix}mel_err_db_mid" in row:
+                row[f"{prefix}mel_err_db_lf"] = below_cutoff_db(row[f"{prefix}mel_err_db_low"],
+                                                                row[f"{prefix}mel_err_db_mid"], cfg)
         rows.append(row)
     return rows
 
@@ -125,12 +147,20 @@ def _geomean(x: pd.Series) -> float:
         return float(np.exp(np.mean(np.log(v)))) if np.all(v >= 0) else float(np.mean(v))
 
 
+def mean_over_clips(values, column: str) -> float:
+    """The mean of one metric's per-clip ``values`` by :data:`MEAN_RULE`: geometric for a ratio column
+    (:func:`is_ratio`), arithmetic otherwise; NaN ignored (and ±inf, which no clip's mean can carry)."""
+    v = pd.Series(values, dtype=float).replace([np.inf, -np.inf], np.nan)
+    return _geomean(v) if is_ratio(column) else (float(v.mean()) if v.notna().any() else math.nan)
+
+
 def aggregate(df: pd.DataFrame, by="stage", columns=None) -> pd.DataFrame:
     """Average over clips of every numeric column, grouped by ``by`` (NaN ignored; group order kept).
 
     Ratios (:func:`is_ratio`: band energy ratios and the seed's retention) use the geometric mean — one clip whose
     enhancement explodes to 1e20× the input's energy would otherwise swamp the others; everything else
-    (distances, dB values, correlations, flatness, changes) the arithmetic mean.
+    (distances, dB values, correlations, flatness, changes) the arithmetic mean (:data:`MEAN_RULE`,
+    :func:`mean_over_clips`).
     """
     keys = by if isinstance(by, list) else [by]
     num = [c for c in (columns or df.columns) if c not in keys and pd.api.types.is_numeric_dtype(df[c])]
