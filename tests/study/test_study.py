@@ -218,11 +218,15 @@ def test_conclusions_are_computed_from_the_numbers():
     text = "\n".join(lines)
     assert "2.100" in text and "contrast factor=1.3" in text and "reaches 1.800 (-14.3% vs. VAE only)" in text
     assert "frequency gain=1.5) improves the high-band mel LSD (2.100 → 1.900)" in text
-    assert "3 of 4 settings are Pareto-optimal" in text
+    assert "3 of 4 candidates (the 3 swept settings and the plain VAE) are Pareto-optimal" in text
     worse = df.copy()
     worse.loc[worse["method"] != "none", "mel_lsd_hf"] += 1.0
     text2 = "\n".join(study.conclusions(worse))
     assert "None of the 3 swept settings lowers the high-band mel LSD" in text2
+    # the least harmful is a swept setting, never the plain VAE; the index reads the same verdict
+    v = study.sweep_verdict(study.aggregate_sweep(worse))
+    assert v["n_settings"] == 3 and v["n_better"] == 0 and v["best_label"] != "VAE only"
+    assert f"the least harmful is {v['best_label']}" in text2
     assert "frequency gain=1.5) worsens" in text2
     assert text != text2
 

@@ -234,6 +234,8 @@ class ReportPlan:
         Unreadable audio files and why; left out of the run.
     model_line : str or None
         :meth:`vaelib.models.ModelChoice.describe` of the chosen model and vocoder.
+    model_choice : vaelib.models.ModelChoice or None
+        The chosen model and vocoder (the index's headline names them).
     """
 
     run_dir: Path
@@ -244,6 +246,7 @@ class ReportPlan:
     audio_files: list[Path] = dataclasses.field(default_factory=list)
     skipped: list[tuple[Path, str]] = dataclasses.field(default_factory=list)
     model_line: str | None = None
+    model_choice: object = None
 
 
 def _default_out(now: _dt.datetime) -> Path:
@@ -272,12 +275,13 @@ def _effective(name: str, given: Mapping, union: Mapping[str, _params.Spec]):
     return NotImplemented
 
 
-def _check_model(model: str, vocoder: str) -> str:
-    """Resolve ``model``/``vocoder`` like the notebooks will and return the one-line description."""
+def _check_model(model: str, vocoder: str):
+    """Resolve and check ``model``/``vocoder`` like the notebooks will (a folder, the cache, or the Hub when online:
+    :func:`vaelib.models.check_models`) and return the :class:`~vaelib.models.ModelChoice`."""
     from ..models import ModelLoadError, check_models
 
     try:
-        return check_models(model, vocoder).describe()
+        return check_models(model, vocoder)
     except ModelLoadError as exc:
         raise ReportError(_one_line(exc)) from None
 
@@ -380,8 +384,9 @@ def plan_report(audio=None, model=None, vocoder=None, params: Mapping | None = N
     _check_notebook_params(per, values)
     model_v, vocoder_v = _effective("model", values, union), _effective("vocoder", values, union)
     if "model" in union or "vocoder" in union:
-        plan.model_line = _check_model(model_v if isinstance(model_v, str) else "auto",
-                                       vocoder_v if isinstance(vocoder_v, str) else "auto")
+        plan.model_choice = _check_model(model_v if isinstance(model_v, str) else "auto",
+                                         vocoder_v if isinstance(vocoder_v, str) else "auto")
+        plan.model_line = plan.model_choice.describe()
     shared = {}
     for name, v in (("model", model_v), ("vocoder", vocoder_v)):
         if not isinstance(v, str):

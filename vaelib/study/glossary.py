@@ -114,6 +114,7 @@ METRICS: dict[str, Metric] = {
 #: Summary-key prefixes (stages / variants) -> human label.
 STAGES: dict[str, str] = {
     "projection": "vocoder only (input mel → vocoder)",
+    "naive": "4×4 reference codec (band-blind)",
     "vae": "VAE round trip",
     "configured": "configured enhancer",
     "best": "best swept setting",
@@ -207,5 +208,5 @@ def format_value(value, metric: str = "", suffix: str | None = None) -> str:
         return f"{100 * v:+.0f} %"
     if unit == "×":
         return f"{v:.3g}×" if abs(v) < 1e4 else f"{v:.2e}×"
-    text = f"{v:.3g}" if (abs(v) >= 1e4 or (v != 0 and abs(v) < 1e-3)) else f"{v:.3f}".rstrip("0").rstrip(".")
+    text = f"{v:.3g}" if (abs(v) >= 1e4 or (v != 0 and abs(v) < 1e-3)) else f"{v:.3f}"  # one width per column
     return f"{text} {unit}".strip() if unit not in ("", "nat") else text

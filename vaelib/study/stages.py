@@ -18,7 +18,8 @@ from .. import metrics as _metrics
 from .session import progress
 
 __all__ = ["score_stages", "vocode_stages", "run_round_trips", "is_ratio", "aggregate", "quick_score",
-           "attribution_table", "share_reading", "mean_over_clips", "MEAN_RULE", "below_cutoff_db"]
+           "attribution_table", "share_reading", "mean_over_clips", "MEAN_RULE", "below_cutoff_db",
+           "reference_codec_errors"]
 
 #: The one definition of "mean over clips" used by every notebook, the index and the eval page, in words.
 MEAN_RULE = ("means over clips are arithmetic for distances, dB values, scores and changes, and geometric for "
@@ -52,6 +53,7 @@ def score_stages(rec, stages=None, cfg=None, waveform: bool = True, quick: bool 
     names = [s for s in (stages or rec.stages) if s != "input"]
     waves = {n: rec[n].wave for n in names if waveform and rec[n].wave is not None}
     scores = _metrics.score_many(rec.wave, waves, sr=rec.sr, cfg=cfg, extended=not quick) if waves else {}
+    reference = reference_codec_errors(rec.input_mel, cfg)
     rows = []
     for name in names:
         st = rec[name]
@@ -63,8 +65,31 @@ def score_stages(rec, stages=None, cfg=None, waveform: bool = True, quick: bool 
             if f"{prefix}mel_err_db_low" in row and f"{prefix}mel_err_db_mid" in row:
                 row[f"{prefix}mel_err_db_lf"] = below_cutoff_db(row[f"{prefix}mel_err_db_low"],
                                                                 row[f"{prefix}mel_err_db_mid"], cfg)
+        row.update(reference)
         rows.append(row)
     return rows
+
+
+def reference_codec_errors(input_mel, cfg, factor: int = 4) -> dict[str, float]:
+    """The log-mel error of a band-blind reference codec, for scale: ``naive_mel_err_db_lf`` (< 4 kHz) and
+    ``naive_mel_err_db_high`` (≥ 4 kHz) of :func:`vaelib.tiny_vae.naive_codec` (``factor × factor`` average pool of
+    the input log-mel, bilinear upsample back) against the input, by :func:`vaelib.metrics.mel_band_error_db_logmel`.
+
+    Any codec's absolute error on the Slaney log-mel is larger below 4 kHz, where the bins are narrow and hold fine
+    structure, than above (docs/reference.md §6); this codec treats every bin alike, so the VAE's error is read
+    against it band by band.
+    """
+    import torch
+
+    from ..tiny_vae import naive_codec
+
+    mel = torch.as_tensor(np.asarray(input_mel, dtype=np.float32))
+    while mel.ndim < 4:
+        mel = mel[None]
+    rec = naive_codec(mel, factor)
+    err = _metrics.mel_band_error_db_logmel(mel, rec, cfg=cfg)
+    return {"naive_mel_err_db_lf": below_cutoff_db(err["low"], err["mid"], cfg),
+            "naive_mel_err_db_high": err["high"]}
 
 
 def vocode_stages(rec, vocoder, stages) -> None:
