@@ -31,7 +31,13 @@ _TEMPLATE = """{%- extends "lab/index.html.j2" -%}
 {%- block data_javascript scoped -%}{%- endblock data_javascript -%}
 {%- block data_widget_view scoped -%}{%- endblock data_widget_view -%}
 {%- block footer_js -%}{%- endblock footer_js -%}
+{%- block html_head_css -%}<style type="text/css">{{ resources.vaelib_page_css }}</style>{%- endblock html_head_css -%}
 """
+#: Page CSS beside the lab template's: wide tables scroll inside their output instead of overflowing the page,
+#: figures shrink to the page width.
+PAGE_CSS = (".jp-OutputArea-output{overflow-x:auto;max-width:100%}"
+            ".jp-OutputArea-output img{max-width:100%;height:auto}"
+            ".jp-RenderedHTMLCommon table{font-size:12px}")
 
 
 
@@ -71,7 +77,7 @@ def export_html(ipynb: Path, html_path: Path, no_input: bool = False) -> list[st
     nb = nbformat.read(str(ipynb), as_version=4)
     nb.metadata.pop("widgets", None)  # widget state: needs script to show, and reports are static
     body, _ = _html_exporter(no_input).from_notebook_node(
-        nb, resources={"metadata": {"name": ipynb.stem}, "vaelib_csp_meta": csp_meta()})
+        nb, resources={"metadata": {"name": ipynb.stem}, "vaelib_csp_meta": csp_meta(), "vaelib_page_css": PAGE_CSS})
     warnings = []
     n_err = sum(1 for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error")
     if n_err:

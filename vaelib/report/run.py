@@ -322,5 +322,11 @@ def run_report(audio=None, model=None, vocoder=None, params: Mapping | None = No
         raise failure
     pages = {nb.stem: pages[nb.stem] for nb in plan.notebooks}
     index = write_index(run_dir / "index.html", plan, status, started, warnings)
+    from .pages import findings_mismatches
+
+    for problem in findings_mismatches(index.read_text(encoding="utf-8")):  # a finding that disagrees with its table
+        w = f"index.html: a finding's number is not in the table it cites: {problem}"
+        warn(f"warning: {w}")
+        warnings.append(w)
     lock.release()
     return ReportResult(plan=plan, index=index, html=pages, warnings=warnings)
