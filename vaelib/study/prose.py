@@ -43,8 +43,13 @@ def why_disagree(summary: dict, vocoder_name: str = "the vocoder") -> str:
     share = summary.get("vae_share_lsd_hf", math.nan)
     stage_part = (f"LSD-HF, which ignores phase, is {pl:.2f} for the projection and {vl:.2f} for the round trip, "
                   f"so the VAE accounts for {share:.0%} of the high-band distance" if math.isfinite(share) and share > 0
-                  else f"LSD-HF, which ignores phase, is {pl:.2f} for the projection and {vl:.2f} for the round trip, "
-                       "so the VAE adds no high-band distance beyond the vocoder's")
+                  else f"LSD-HF, which ignores phase, is {pl:.2f} for the projection and {vl:.2f} for the round trip: "
+                       f"{vocoder_name}'s own error masks the VAE's on waveforms")
+    dec_hf = summary.get("vae_mel_err_db_high_dec", math.nan)
+    dec_lf = summary.get("vae_mel_err_db_lf_dec", math.nan)
+    if math.isfinite(dec_hf) and math.isfinite(dec_lf):
+        stage_part += (f"; the VAE's own loss shows in its decoded log-mel (no vocoder): {dec_hf:.2f} dB at and above "
+                       f"4 kHz, {dec_lf:.2f} dB below")
     if ps < 10.0 and abs(pc) < 0.9:
         return (f"Even the mel projection, which never passes through the VAE, scores only {ps:.2f} dB SNR and "
                 f"correlation {pc:.3f} (the round trip: {vs:.2f} dB, {vc:.3f}): waveform SNR and correlation compare "
