@@ -110,7 +110,7 @@ def test_mel_panels_share_the_inputs_scale_and_state_what_is_clipped(signals):
     lims = {im.get_clim() for im in images}
     assert lims == {(float(mx.max()) - plots.MEL_SPAN, float(mx.max()))}  # anchored on the input, not the +14
     titles = [ax.get_title() for ax in fig.axes if ax.images]
-    assert "above the scale" not in titles[0] and "100% of bins above the scale (max +14.0 nat over it)" in titles[2]
+    assert "above the scale" not in titles[0] and "100 % of bins above the scale (max +14.0 nat over it)" in titles[2]
     # the input's panel is not black: its own range fills the colour map
     norm = images[0].norm
     assert np.mean(norm(mx) > 0.5) > 0.05

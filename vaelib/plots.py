@@ -98,7 +98,8 @@ def clip_note(mel, vmin: float, vmax: float) -> str:
     above = float(np.mean(m > vmax + 1e-6)) if m.size else 0.0
     if above <= 0:
         return ""
-    return f"{above:.0%} of bins above the scale (max {float(m.max()) - vmax:+.1f} nat over it)"
+    share = f"{100 * above:.0f} %" if above >= 0.01 else "< 1 %"
+    return f"{share} of bins above the scale (max {float(m.max()) - vmax:+.1f} nat over it)"
 
 
 def _mel_row(axs, items, cfg, sr, vmin, vmax):
@@ -112,8 +113,8 @@ def _mel_row(axs, items, cfg, sr, vmin, vmax):
 
 
 def _shared_scale_colorbar(fig, im, ax, reference_label: str = "input"):
-    fig.colorbar(im, ax=ax, extend="both", label=f"log-mel (ln); scale: the {reference_label}'s max − {MEL_SPAN:g} "
-                                                  "… max, clipped")
+    """Colour bar of a :func:`mel_scale` row; its label says the scale is the first panel's range, clipped."""
+    fig.colorbar(im, ax=ax, extend="both", label=f"log-mel (ln), {reference_label}'s range, clipped")
 
 
 def _imshow_mel(ax, mel, cfg, sr, hop, vmin, vmax, title, cmap="magma"):
@@ -207,7 +208,7 @@ def comparison_figure(waves, mels, sr: int = 16000, cfg=None, title: str = "", f
     arrays = [_mel2d(m) for _, m in mels]
     vmin, vmax = mel_scale(arrays[0])
     im = _mel_row(axs[1], [(label, a) for (label, _), a in zip(mels, arrays, strict=True)], cfg, sr, vmin, vmax)
-    _shared_scale_colorbar(fig, im, axs[1, 2], mels[0][0])
+    _shared_scale_colorbar(fig, im, axs[1, 2], "first panel")
     if title:
         fig.suptitle(title, fontsize=11)
     return fig
@@ -281,7 +282,7 @@ def render_figure(input_mel, vae_mel, enhanced_mel, waves=None, sr: int = 16000,
     axs = fig.subplots(1, 3)
     vmin, vmax = mel_scale(a)
     im0 = _mel_row(axs[:1], [("enhanced decode (log-mel)", e)], cfg, sr, vmin, vmax)
-    _shared_scale_colorbar(fig, im0, axs[0])
+    _shared_scale_colorbar(fig, im0, axs[0], "the input")
     d = (e - v) * _DB_PER_NEPER
     lim = max(float(np.percentile(np.abs(d), 99)), 1e-3)
     im = _imshow_mel(axs[1], d, cfg, sr, cfg.hop_length, -lim, lim, "enhanced − VAE only (dB)", cmap="RdBu_r")
@@ -466,7 +467,7 @@ def restorer_comparison_figure(mels, cfg=None, sr: int = 16000, title: str = "")
     axs = fig.subplots(2, n)
     vmin, vmax = mel_scale(arrays[0])
     im = _mel_row(axs[0], [(label, a) for (label, _), a in zip(mels, arrays, strict=True)], cfg, sr, vmin, vmax)
-    _shared_scale_colorbar(fig, im, axs[0, -1], mels[0][0])
+    _shared_scale_colorbar(fig, im, axs[0, -1], "first panel")
     ref = arrays[0]
     t = min(a.shape[0] for a in arrays)
     diffs = [(a[:t] - ref[:t]) * _DB_PER_NEPER for a in arrays[1:]]
@@ -563,7 +564,7 @@ def generation_figure(plain_mel, enhanced_mel, plain_wave, enhanced_wave, sr: in
     axs = fig.subplots(2, 3)
     vmin, vmax = mel_scale(a)
     im = _mel_row(axs[0, :2], [(f"{labels[0]} log-mel", a), (f"{labels[1]} log-mel", b)], cfg, sr, vmin, vmax)
-    _shared_scale_colorbar(fig, im, axs[0, 1], labels[0])
+    _shared_scale_colorbar(fig, im, axs[0, 1], f"the {labels[0]} log-mel")
     lim = max(float(np.percentile(np.abs(diff), 99)), 1e-3)
     im = _imshow_mel(axs[0, 2], diff, cfg, sr, cfg.hop_length, -lim, lim, f"{labels[1]} − {labels[0]} (dB)",
                      cmap="RdBu_r")
