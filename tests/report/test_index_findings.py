@@ -55,6 +55,9 @@ def test_headline_is_first_names_the_stand_ins_and_the_vae_only_mel_loss(tmp_pat
     # the VAE-only numbers, below and above 4 kHz, exactly as the table shows them
     assert glossary.format_value(BASELINE["vae_mel_err_db_high_dec"], "mel_err_db_high") == "2.007 dB"
     assert "2.007 dB of log-mel at and above 4 kHz and 3.026 dB below, less above than below" in headline
+    # relative to the band-blind codec (1.25 dB above, 4.5 dB below): 161 % vs. 67 % of its error
+    assert "keeps the high band worse than the low band (161 % of that codec&#x27;s error above 4 kHz, 67 % below)" \
+        in headline
     assert 'id="t-headline"' in page and "<td class=num>2.007 dB</td>" in page
     assert findings_mismatches(page) == []
 

@@ -140,6 +140,11 @@ def _signed(value: float, metric: str) -> str:
     return text if text.startswith(("-", "–")) else f"+{text}"
 
 
+def _pct(x: float) -> str:
+    """A ratio as a whole percentage (``0.594`` → ``"59 %"``), the same in a finding and its table."""
+    return f"{100 * x:.0f} %" if math.isfinite(x) else "–"
+
+
 def _choice_names(choice) -> tuple[str, str]:
     if choice is None:
         return "the VAE", "the vocoder"
@@ -167,8 +172,10 @@ def headline_findings(summary: dict, choice=None) -> list[Finding]:
     v_lf, v_hf = _num(summary, "vae_mel_err_db_lf"), _num(summary, "vae_mel_err_db_high")
     r_lf, r_hf = _num(summary, "naive_mel_err_db_lf_dec"), _num(summary, "naive_mel_err_db_high_dec")
     rows = [("VAE alone: decoded log-mel vs. input mel (no vocoder)", [cell(dec_lf, lf), cell(dec_hf, hf)])]
-    if math.isfinite(r_lf) and math.isfinite(r_hf):
+    scaled = all(math.isfinite(x) and x > 0 for x in (r_lf, r_hf))
+    if scaled:
         rows.append(("for scale: band-blind 4×4 pooling codec of the input mel", [cell(r_lf, lf), cell(r_hf, hf)]))
+        rows.append(("VAE alone as a share of that codec's error", [_pct(dec_lf / r_lf), _pct(dec_hf / r_hf)]))
     vocoded = all(math.isfinite(x) for x in (p_lf, p_hf, v_lf, v_hf))
     if vocoded:
         rows += [("vocoder alone: input mel → vocoder, re-analysed", [cell(p_lf, lf), cell(p_hf, hf)]),
@@ -183,9 +190,11 @@ def headline_findings(summary: dict, choice=None) -> list[Finding]:
     more = "more" if dec_hf > dec_lf else "less"
     text = (f"With {vae_name} and {voc_name}, the VAE itself loses {cell(dec_hf, hf)} of log-mel at and above 4 kHz "
             f"and {cell(dec_lf, lf)} below, {more} above than below (decoded vs. input mel, no vocoder")
-    if math.isfinite(r_lf) and math.isfinite(r_hf):
-        text += f"; a band-blind 4×4 pooling codec: {cell(r_hf, hf)} and {cell(r_lf, lf)}"
     text += ")"
+    if scaled:  # any codec errs more below 4 kHz on this log-mel: the band-blind codec says which band the VAE keeps
+        worse = "worse" if dec_hf / r_hf > dec_lf / r_lf else "better"
+        text += (f"; against a band-blind 4×4 pooling codec it keeps the high band {worse} than the low band "
+                 f"({_pct(dec_hf / r_hf)} of that codec's error above 4 kHz, {_pct(dec_lf / r_lf)} below)")
     out = [Finding(text + ".", table, headline=True)]
     if vocoded:
         out.append(Finding(
