@@ -433,3 +433,22 @@ def test_non_utf8_out_folder_is_echoed_escaped(tmp_path):
     res = evaluate(corpus, out=out, echo=echo, **{**FAST, "keep_worst": 1})
     assert res.n_clips == 1 and out.is_dir() and len(os.listdir(out / "audio")) == 3
     assert lines and all(ln.encode("utf-8") for ln in lines) and any("run\\xe9" in ln for ln in lines)
+
+
+def test_typo_model_online_fails_before_run_json_and_the_corrected_rerun_uses_the_folder(tmp_path, monkeypatch):
+    """issue 23 item 5: the model is checked (here: the Hub says no such repo) before run.json is written."""
+    import huggingface_hub
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    def no_repo(url, timeout=None, **kw):
+        import httpx
+
+        req = httpx.Request("HEAD", url)
+        raise RepositoryNotFoundError("404", response=httpx.Response(404, request=req))
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub, "get_hf_file_metadata", no_repo)
+    out = tmp_path / "ev"
+    with pytest.raises(EvalError, match="not a model repo on the Hugging Face Hub"):
+        evaluate("demo", model="cvssp/audioldm2-musik", out=out, progress=False, echo=lambda s: None)
+    assert not (out / "run.json").exists()

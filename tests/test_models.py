@@ -167,3 +167,98 @@ def test_griffinlim_transforms_equal_torch_stft_istft(n_fft, win, hop, frames):
     spec[..., -1].imag = 0
     torch.testing.assert_close(tf.istft(spec), torch.istft(spec.transpose(1, 2), length=frames * hop, **kw),
                                atol=1e-5, rtol=1e-4)
+
+
+# ------------------------------------------------------------------ the model checked up front (issue 23 item 5)
+def _hub_raising(monkeypatch, exc):
+    """Make the Hub metadata request raise ``exc`` (never a real request: tests stay offline)."""
+    import huggingface_hub
+
+    calls = []
+
+    def fake(url, timeout=None, **kw):
+        calls.append(url)
+        raise exc
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub, "get_hf_file_metadata", fake)
+    return calls
+
+
+def _http_error(cls, msg):
+    import httpx
+
+    req = httpx.Request("HEAD", "https://huggingface.co/x")
+    return cls(msg, response=httpx.Response(404, request=req))
+
+
+def test_typo_repo_id_online_is_refused_in_one_line_before_loading(monkeypatch):
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    from vaelib.models import check_models
+
+    calls = _hub_raising(monkeypatch, _http_error(RepositoryNotFoundError, "404 Repository Not Found"))
+    with pytest.raises(ModelLoadError) as e:
+        check_models("cvssp/audioldm2-musik")
+    msg = str(e.value)
+    assert "cvssp/audioldm2-musik is not a model repo on the Hugging Face Hub" in msg and "\n" not in msg
+    assert calls and calls[0].endswith("vae/config.json")
+
+
+def test_unreachable_hub_says_network_and_names_offline_and_a_folder(monkeypatch):
+    from vaelib.models import check_models
+
+    _hub_raising(monkeypatch, ConnectionError("[Errno 111] Connection refused"))
+    with pytest.raises(ModelLoadError) as e:
+        check_models("cvssp/audioldm2-musik")
+    msg = str(e.value)
+    assert "could not reach the Hugging Face Hub" in msg and "HF_HUB_OFFLINE=1" in msg
+    assert "local snapshot folder" in msg
+    assert "config.json" not in msg and "\n" not in msg
+
+
+def test_repo_without_the_part_is_named(monkeypatch):
+    from huggingface_hub.errors import EntryNotFoundError
+
+    from vaelib.models import check_models
+
+    _hub_raising(monkeypatch, EntryNotFoundError("404 Entry Not Found"))
+    with pytest.raises(ModelLoadError, match="has no vae/config.json"):
+        check_models("someone/not-audioldm")
+
+
+def test_existing_repo_passes_the_hub_check_and_griffinlim_asks_nothing_of_the_vocoder(monkeypatch):
+    import huggingface_hub
+
+    from vaelib.models import check_models
+
+    asked = []
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub, "get_hf_file_metadata", lambda url, timeout=None, **kw: asked.append(url))
+    choice = check_models("cvssp/audioldm2-music", "griffinlim")
+    assert choice.vae == "cvssp/audioldm2-music" and choice.vocoder == "griffinlim"
+    assert [u.rsplit("/", 2)[-2:] for u in asked] == [["vae", "config.json"]]
+
+
+def test_offline_check_never_asks_the_hub(monkeypatch):
+    import huggingface_hub
+
+    from vaelib.models import check_models
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub, "get_hf_file_metadata", lambda *a, **k: pytest.fail("asked the Hub"))
+    with pytest.raises(ModelLoadError, match="HF_HUB_OFFLINE=1"):
+        check_models("cvssp/audioldm2-musik")
+
+
+def test_choice_names_the_bundled_stand_ins(tiny_snapshot):
+    from vaelib.assets import bundled_model_dir
+    from vaelib.models import ModelChoice
+
+    gl = ModelChoice(vae=str(bundled_model_dir()), vocoder="griffinlim", bundled=True, reason="r")
+    assert gl.short_names() == ("vaelib's bundled tiny VAE (a stand-in, not AudioLDM2)", "Griffin-Lim")
+    voc = ModelChoice(vae=str(bundled_model_dir()), vocoder=str(bundled_model_dir()), bundled=True, reason="r")
+    assert voc.bundled_vocoder and "SpeechT5HifiGan" in voc.short_names()[1] and "SpeechT5HifiGan" in voc.describe()
+    real = ModelChoice(vae="cvssp/audioldm2-music", vocoder="cvssp/audioldm2-music", bundled=False, reason="r")
+    assert real.short_names() == ("the AudioLDM2 VAE of cvssp/audioldm2-music", "its HiFi-GAN vocoder")
+    assert not real.bundled_vocoder

@@ -71,7 +71,7 @@ def test_mel_difference_and_band_error_figures(signals):
 def test_render_sweep_pareto_heatmap_figures(signals):
     x, y, mx, my = signals
     fig = plots.render_figure(mx, my, my + 0.1, waves=[("input", x), ("VAE only", y)])
-    assert len(fig.axes) == 4 and len(fig.axes[2].lines) >= 2
+    assert len(fig.axes) == 5 and len(fig.axes[2].lines) >= 2  # 3 panels + 2 colour bars
     fig = plots.render_figure(mx, my, my + 0.1)  # no waves: mean level per mel bin
     assert len(fig.axes[2].lines) >= 3
     agg = pd.DataFrame({"label": ["VAE only", "frequency gain=1.5", "frequency gain=2", "noise level=0.1"],
@@ -99,3 +99,22 @@ def test_package_never_selects_a_backend():
         assert "matplotlib.use(" not in text, path.name
         if path.name in ("plots.py", "widgets.py") or path.parent.name == "study":
             assert "import matplotlib.pyplot" not in text and "from matplotlib import pyplot" not in text
+
+
+def test_mel_panels_share_the_inputs_scale_and_state_what_is_clipped(signals):
+    x, y, mx, my = signals
+    exploded = mx + 14.0  # an enhancement 14 nat above the input everywhere
+    fig = plots.comparison_figure([("input", x), ("VAE only", y), ("enhanced", 50 * y)],
+                                  [("input", mx), ("VAE only", my), ("enhanced", exploded)], sr=SR)
+    images = [ax.images[0] for ax in fig.axes if ax.images]
+    lims = {im.get_clim() for im in images}
+    assert lims == {(float(mx.max()) - plots.MEL_SPAN, float(mx.max()))}  # anchored on the input, not the +14
+    titles = [ax.get_title() for ax in fig.axes if ax.images]
+    assert "above the scale" not in titles[0] and "100 % of bins above the scale (max +14.0 nat over it)" in titles[2]
+    # the input's panel is not black: its own range fills the colour map
+    norm = images[0].norm
+    assert np.mean(norm(mx) > 0.5) > 0.05
+    wave_ax = fig.axes[0]
+    assert wave_ax.get_ylim()[1] == pytest.approx(1.5 * np.abs(x[:SR]).max()) and "clipped: enhanced" in \
+        wave_ax.get_title()
+    assert plots.clip_note(mx, *plots.mel_scale(mx)) == ""

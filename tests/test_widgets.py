@@ -100,19 +100,45 @@ def test_widgets_render_into_the_output_area(ctx):
     assert len(err) == 1 and "out of range" in err[0]["data"]["text/html"]
 
 
-def test_audio_html_keeps_loudness():
-    quiet = 0.1 * np.sin(2 * np.pi * 440 * np.arange(1600) / SR)
-    page = audio_html([("quiet", quiet), ("skip", None), ("loud", 3.0 * quiet / 0.1)])
-    assert page.count("<audio") == 2 and "quiet" in page
+def _played(page):
     blobs = re.findall(r'base64,([A-Za-z0-9+/=]+)', page)
-    peaks = [np.abs(sf.read(io.BytesIO(base64.b64decode(b)))[0]).max() for b in blobs]
-    assert peaks[0] == pytest.approx(0.1, abs=1e-3)  # not normalised to full scale
-    assert peaks[1] == pytest.approx(1.0, abs=1e-3)  # clipped to [-1, 1]
+    return [sf.read(io.BytesIO(base64.b64decode(b)))[0] for b in blobs]
 
 
-def test_audio_html_attenuates_instead_of_clipping():
+def test_audio_html_matches_each_copy_to_the_inputs_rms():
+    t = np.arange(1600) / SR
+    ref = 0.1 * np.sin(2 * np.pi * 440 * t)
+    quiet, loud = 0.5 * ref, 3.0 * ref  # -6 dB and +9.5 dB relative to the input
+    page = audio_html([("input", ref), ("skip", None), ("quiet", quiet), ("loud", loud)])
+    assert page.count("<audio") == 3 and "input (played" not in page
+    assert "quiet (played at +6.0 dB)" in page and "loud (played at -9.5 dB)" in page
+    rms = [float(np.sqrt(np.mean(x ** 2))) for x in _played(page)]
+    assert rms == pytest.approx([rms[0]] * 3, rel=2e-3) and rms[0] == pytest.approx(0.1 / np.sqrt(2), rel=2e-3)
+    assert "loudness-matched to the input" in page and "never the scored signal" in page
+    # the scored signals are untouched
+    assert np.abs(loud).max() == pytest.approx(0.3)
+
+
+def test_audio_html_never_clips_a_matched_copy():
+    ref = np.full(1600, 0.5, np.float32)
+    spiky = np.zeros(1600, np.float32)
+    spiky[::100] = 4.0  # RMS 0.4, peak 4: matching to RMS 0.5 would peak at 5
+    page = audio_html([("input", ref), ("spiky", spiky)])
+    played = _played(page)
+    assert np.abs(played[1]).max() == pytest.approx(1.0, abs=1e-3)
+    assert "spiky (played at -12.0 dB)" in page
+    assert gains_of([("input", ref), ("spiky", spiky)]) == pytest.approx([1.0, 0.25])
+
+
+def gains_of(items):
+    from vaelib.widgets import player_gains
+
+    return player_gains(items)
+
+
+def test_audio_html_unmatched_attenuates_instead_of_clipping():
     loud = np.full(1600, 4.0, np.float32)
-    out = audio_html([("quiet", loud / 8), ("loud", loud)], 16000)
+    out = audio_html([("quiet", loud / 8), ("loud", loud)], 16000, match=False)
     assert out.count("<audio") == 2
     assert "loud (attenuated 12 dB to avoid clipping)" in out
     assert "quiet (attenuated" not in out

@@ -1076,7 +1076,7 @@ def evaluate(audio, *, model: str = "auto", vocoder: str = "auto", enhancers=Non
     """
     import torch
 
-    from .models import ModelLoadError, resolve_models
+    from .models import ModelLoadError, check_models
 
     if engine not in ("local", "ray"):
         raise EvalError(f"--engine must be 'local' or 'ray' (got {engine!r})")
@@ -1098,7 +1098,7 @@ def evaluate(audio, *, model: str = "auto", vocoder: str = "auto", enhancers=Non
         from .longaudio import Windowing
 
         Windowing(window, overlap, fade)
-        choice = resolve_models(model, vocoder)
+        choice = check_models(model, vocoder)  # folder, cache or Hub checked before run.json is written
         from .metrics.sets import parse_metric_sets
 
         metric_sets = parse_metric_sets(metrics)

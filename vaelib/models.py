@@ -39,6 +39,7 @@ __all__ = [
     "load_vocoder",
     "hf_cache_dir",
     "check_models",
+    "check_hub",
     "check_device",
     "looks_like_repo_id",
     "VOCODER_NAMES",
@@ -118,8 +119,42 @@ class ModelChoice:
         source its path and its config's sizes (:func:`vae_kind`) — a local folder is not called AudioLDM2.
         """
         vae = "bundled tiny VAE (vaelib, not AudioLDM2)" if self.bundled else vae_kind(self.vae)
-        voc = "Griffin-Lim (torch, no weights)" if self.vocoder == "griffinlim" else f"HiFi-GAN from {self.vocoder}"
+        if self.vocoder == "griffinlim":
+            voc = "Griffin-Lim (torch, no weights)"
+        elif self.bundled_vocoder:
+            voc = "bundled tiny HiFi-GAN (SpeechT5HifiGan, vaelib, not AudioLDM2's)"
+        else:
+            voc = f"HiFi-GAN from {self.vocoder}"
         return f"model: {vae}; vocoder: {voc} — {self.reason}"
+
+    @property
+    def bundled_vocoder(self) -> bool:
+        """True when the vocoder is the one shipped beside the bundled tiny VAE (``vocoder/`` of its folder)."""
+        if self.vocoder == "griffinlim":
+            return False
+        try:
+            return Path(self.vocoder).expanduser().resolve() == bundled_model_dir()
+        except (OSError, RuntimeError):
+            return False
+
+    def short_names(self) -> tuple[str, str]:
+        """``(vae, vocoder)`` in a few words for a headline, e.g. ``("vaelib's bundled tiny VAE (not AudioLDM2)",
+        "Griffin-Lim")`` or ``("the AudioLDM2 VAE of cvssp/audioldm2-music", "its HiFi-GAN")``."""
+        if self.bundled:
+            vae = "vaelib's bundled tiny VAE (a stand-in, not AudioLDM2)"
+        elif self.vae in AUDIOLDM2_REPOS:
+            vae = f"the AudioLDM2 VAE of {self.vae}"
+        else:
+            vae = f"the VAE from {self.vae}"
+        if self.vocoder == "griffinlim":
+            voc = "Griffin-Lim"
+        elif self.bundled_vocoder:
+            voc = "vaelib's bundled tiny SpeechT5HifiGan (not AudioLDM2's)"
+        elif self.vocoder == self.vae:
+            voc = "its HiFi-GAN vocoder"
+        else:
+            voc = f"the HiFi-GAN vocoder from {self.vocoder}"
+        return vae, voc
 
 
 def _shown_value(v) -> str:
@@ -280,10 +315,48 @@ def check_models(model: str = "auto", vocoder: str = "auto") -> ModelChoice:
         elif not looks_like_repo_id(source):
             raise ModelLoadError(f"{sub} source {source!r} is neither an existing folder nor a Hugging Face "
                                  "repo id like 'cvssp/audioldm2'")
-        elif _offline() and _cached_snapshot(source, sub) is None:
-            raise ModelLoadError(f"{source} ({sub}/) is not in the Hugging Face cache and HF_HUB_OFFLINE=1 "
-                                 "forbids downloading; pass a local snapshot folder")
+        elif _cached_snapshot(source, sub) is None:
+            if _offline():
+                raise ModelLoadError(f"{source} ({sub}/) is not in the Hugging Face cache and HF_HUB_OFFLINE=1 "
+                                     "forbids downloading; pass a local snapshot folder")
+            check_hub(source, f"{sub}/config.json")
     return choice
+
+
+#: Seconds :func:`check_hub` waits for the Hub before calling the network unavailable.
+HUB_CHECK_TIMEOUT = 10.0
+
+
+def check_hub(repo_id: str, filename: str = "vae/config.json", timeout: float = HUB_CHECK_TIMEOUT) -> None:
+    """Ask the Hugging Face Hub whether ``repo_id`` holds ``filename``, before anything runs.
+
+    Called by :func:`check_models` (``vae/config.json``, ``vocoder/config.json``) and ``vaelib generate``
+    (``model_index.json``) for a repo id that is not in the cache while ``HF_HUB_OFFLINE`` is not set, so a
+    typo'd id (``cvssp/audioldm2-musik``) or an unreachable network fails in one line up front instead of inside a
+    notebook or after a run folder was written. Reads only the file's metadata (no download).
+
+    Raises
+    ------
+    ModelLoadError
+        One line: the repo does not exist (or is gated / private), it has no ``filename``, or the Hub could
+        not be reached — then it names ``HF_HUB_OFFLINE=1`` (with the weights in the cache) and a local folder.
+    """
+    import huggingface_hub
+    from huggingface_hub import errors as hf_errors
+
+    try:
+        huggingface_hub.get_hf_file_metadata(huggingface_hub.hf_hub_url(repo_id, filename), timeout=timeout)
+    except hf_errors.RepositoryNotFoundError:
+        raise ModelLoadError(f"{repo_id} is not a model repo on the Hugging Face Hub (a typo? gated or private repos "
+                             "need `huggingface-cli login`); check the id or pass a local snapshot folder") from None
+    except (hf_errors.EntryNotFoundError, hf_errors.RevisionNotFoundError):
+        raise ModelLoadError(f"{repo_id} on the Hugging Face Hub has no {filename}; pass a repo or folder laid out "
+                             "like cvssp/audioldm2 (vae/, vocoder/, model_index.json)") from None
+    except Exception as exc:  # connection refused, DNS, timeout, proxy, offline mode: the network, not the id
+        why = " ".join(str(exc).split())[:120] or type(exc).__name__
+        raise ModelLoadError(f"could not reach the Hugging Face Hub to check {repo_id} ({type(exc).__name__}: "
+                             f"{why}); with the weights in the cache set HF_HUB_OFFLINE=1, or pass a local "
+                             "snapshot folder (--model /path/to/snapshot)") from None
 
 
 def _pick_dtype(dtype, device: torch.device) -> torch.dtype:

@@ -23,6 +23,9 @@ from matplotlib.figure import Figure
 from .metrics import HIGH_BAND_HZ
 
 __all__ = [
+    "MEL_SPAN",
+    "mel_scale",
+    "clip_note",
     "training_curves_figure",
     "restorer_comparison_figure",
     "generation_figure",
@@ -74,6 +77,46 @@ def mel_axis(ax, cfg=None, ticks=(250, 500, 1000, 2000, 4000, 8000)):
     ax.set_ylabel("Hz")
 
 
+#: Span of the shared log-mel colour scale below the reference's maximum, in nat (ln units; 12 nat ≈ 104 dB).
+MEL_SPAN = 12.0
+
+
+def mel_scale(reference, span: float = MEL_SPAN) -> tuple[float, float]:
+    """The shared colour scale of a row of log-mel panels, anchored on the reference (the input):
+    ``(max(ref) − span, max(ref))``. Every panel uses it, so equal colours mean equal levels; what lies outside is
+    clipped and :func:`clip_note` says so in the panel's title — an exploded enhancement (+14 nat) saturates its
+    own panel instead of turning the input's and the VAE's panels black."""
+    ref = _mel2d(reference)
+    vmax = float(np.max(ref))
+    return vmax - float(span), vmax
+
+
+def clip_note(mel, vmin: float, vmax: float) -> str:
+    """``""``, or e.g. ``"23 % of bins above the scale (max +14.2 nat over it)"`` for a panel shown on
+    :func:`mel_scale`'s range."""
+    m = _mel2d(mel)
+    above = float(np.mean(m > vmax + 1e-6)) if m.size else 0.0
+    if above <= 0:
+        return ""
+    share = f"{100 * above:.0f} %" if above >= 0.01 else "< 1 %"
+    return f"{share} of bins above the scale (max {float(m.max()) - vmax:+.1f} nat over it)"
+
+
+def _mel_row(axs, items, cfg, sr, vmin, vmax):
+    """Draw ``[(label, log-mel), ...]`` on ``axs`` on one clipped scale, each title naming its clip; returns the
+    last image (for the colour bar)."""
+    im = None
+    for ax, (label, a) in zip(axs, items, strict=True):
+        note = clip_note(a, vmin, vmax)
+        im = _imshow_mel(ax, a, cfg, sr, cfg.hop_length, vmin, vmax, f"{label}\n{note}" if note else label)
+    return im
+
+
+def _shared_scale_colorbar(fig, im, ax, reference_label: str = "input"):
+    """Colour bar of a :func:`mel_scale` row; its label says the scale is the first panel's range, clipped."""
+    fig.colorbar(im, ax=ax, extend="both", label=f"log-mel (ln), {reference_label}'s range, clipped")
+
+
 def _imshow_mel(ax, mel, cfg, sr, hop, vmin, vmax, title, cmap="magma"):
     m = _mel2d(mel)
     dur = m.shape[0] * hop / sr
@@ -110,8 +153,9 @@ def comparison_figure(waves, mels, sr: int = 16000, cfg=None, title: str = "", f
     """The seed's 2×3 comparison figure.
 
     Top row: waveforms of the first ``first_s`` seconds (overlaid), log-log Welch spectrum, band energy bars
-    (dB, per band of :data:`vaelib.metrics.BANDS`). Bottom row: three log-mel spectrograms on a shared colour
-    scale.
+    (dB, per band of :data:`vaelib.metrics.BANDS`), the y range set by the first waveform (the input; others beyond
+    it are clipped and named in the title). Bottom row: three log-mel spectrograms on the first one's colour scale
+    (:func:`mel_scale`; clipped bins stated in each panel's title, :func:`clip_note`).
 
     Parameters
     ----------
@@ -137,7 +181,13 @@ def comparison_figure(waves, mels, sr: int = 16000, cfg=None, title: str = "", f
         axs[0, 0].plot(np.arange(len(w)) / sr, w, lw=0.6, alpha=0.8, color=_COLORS[i % len(_COLORS)], label=label)
         f, p = _welch_db(_np(waves[i][1]), sr)
         axs[0, 1].semilogx(f[1:], p[1:], lw=0.9, color=_COLORS[i % len(_COLORS)], label=label)
-    axs[0, 0].set_title(f"waveform (first {first_s:g} s)", fontsize=9)
+    ref_peak = float(np.max(np.abs(_np(waves[0][1]).reshape(-1)[:n]))) if waves else 0.0
+    over = [label for label, w in waves[1:]
+            if float(np.max(np.abs(_np(w).reshape(-1)[:n]), initial=0)) > 1.5 * ref_peak]
+    if ref_peak > 0:  # the input's range: an exploded enhancement is clipped, not allowed to flatten the input
+        axs[0, 0].set_ylim(-1.5 * ref_peak, 1.5 * ref_peak)
+    axs[0, 0].set_title(f"waveform (first {first_s:g} s)" + (f"; clipped: {', '.join(over)}" if over else ""),
+                        fontsize=9)
     axs[0, 0].set_xlabel("s")
     axs[0, 0].legend(fontsize=7, loc="upper right")
     axs[0, 1].set_title("spectrum (Welch PSD, log-log)", fontsize=9)
@@ -156,11 +206,9 @@ def comparison_figure(waves, mels, sr: int = 16000, cfg=None, title: str = "", f
     axs[0, 2].set_title("band energy", fontsize=9)
     axs[0, 2].legend(fontsize=7, loc="lower left")
     arrays = [_mel2d(m) for _, m in mels]
-    vmax = max(float(a.max()) for a in arrays)
-    vmin = max(min(float(a.min()) for a in arrays), vmax - 12.0)
-    for ax, (label, _), a in zip(axs[1], mels, arrays, strict=True):
-        im = _imshow_mel(ax, a, cfg, sr, cfg.hop_length, vmin, vmax, label)
-    fig.colorbar(im, ax=axs[1, 2], label="log-mel (ln)")
+    vmin, vmax = mel_scale(arrays[0])
+    im = _mel_row(axs[1], [(label, a) for (label, _), a in zip(mels, arrays, strict=True)], cfg, sr, vmin, vmax)
+    _shared_scale_colorbar(fig, im, axs[1, 2], "first panel")
     if title:
         fig.suptitle(title, fontsize=11)
     return fig
@@ -232,8 +280,9 @@ def render_figure(input_mel, vae_mel, enhanced_mel, waves=None, sr: int = 16000,
     fig = Figure(figsize=(15, 3.8))
     fig.subplots_adjust(left=0.05, right=0.97, bottom=0.14, top=0.84, wspace=0.3)
     axs = fig.subplots(1, 3)
-    vmax = max(float(a.max()), float(e.max()))
-    _imshow_mel(axs[0], e, cfg, sr, cfg.hop_length, max(vmax - 12.0, float(e.min())), vmax, "enhanced decode (log-mel)")
+    vmin, vmax = mel_scale(a)
+    im0 = _mel_row(axs[:1], [("enhanced decode (log-mel)", e)], cfg, sr, vmin, vmax)
+    _shared_scale_colorbar(fig, im0, axs[0], "the input")
     d = (e - v) * _DB_PER_NEPER
     lim = max(float(np.percentile(np.abs(d), 99)), 1e-3)
     im = _imshow_mel(axs[1], d, cfg, sr, cfg.hop_length, -lim, lim, "enhanced − VAE only (dB)", cmap="RdBu_r")
@@ -416,10 +465,9 @@ def restorer_comparison_figure(mels, cfg=None, sr: int = 16000, title: str = "")
     fig = Figure(figsize=(4.2 * n, 6.6))
     fig.subplots_adjust(left=0.05, right=0.97, bottom=0.08, top=0.9, wspace=0.3, hspace=0.38)
     axs = fig.subplots(2, n)
-    vmax = max(float(a.max()) for a in arrays)
-    vmin = max(min(float(a.min()) for a in arrays), vmax - 12.0)
-    for ax, (label, _), a in zip(axs[0], mels, arrays, strict=True):
-        _imshow_mel(ax, a, cfg, sr, cfg.hop_length, vmin, vmax, label)
+    vmin, vmax = mel_scale(arrays[0])
+    im = _mel_row(axs[0], [(label, a) for (label, _), a in zip(mels, arrays, strict=True)], cfg, sr, vmin, vmax)
+    _shared_scale_colorbar(fig, im, axs[0, -1], "first panel")
     ref = arrays[0]
     t = min(a.shape[0] for a in arrays)
     diffs = [(a[:t] - ref[:t]) * _DB_PER_NEPER for a in arrays[1:]]
@@ -514,11 +562,9 @@ def generation_figure(plain_mel, enhanced_mel, plain_wave, enhanced_wave, sr: in
     fig = Figure(figsize=(13, 7))
     fig.subplots_adjust(left=0.06, right=0.96, bottom=0.08, top=0.9, wspace=0.3, hspace=0.4)
     axs = fig.subplots(2, 3)
-    vmax = max(float(a.max()), float(b.max()))
-    vmin = max(min(float(a.min()), float(b.min())), vmax - 12.0)
-    _imshow_mel(axs[0, 0], a, cfg, sr, cfg.hop_length, vmin, vmax, f"{labels[0]} log-mel")
-    im = _imshow_mel(axs[0, 1], b, cfg, sr, cfg.hop_length, vmin, vmax, f"{labels[1]} log-mel")
-    fig.colorbar(im, ax=axs[0, 1], label="log-mel (ln)")
+    vmin, vmax = mel_scale(a)
+    im = _mel_row(axs[0, :2], [(f"{labels[0]} log-mel", a), (f"{labels[1]} log-mel", b)], cfg, sr, vmin, vmax)
+    _shared_scale_colorbar(fig, im, axs[0, 1], f"the {labels[0]} log-mel")
     lim = max(float(np.percentile(np.abs(diff), 99)), 1e-3)
     im = _imshow_mel(axs[0, 2], diff, cfg, sr, cfg.hop_length, -lim, lim, f"{labels[1]} − {labels[0]} (dB)",
                      cmap="RdBu_r")

@@ -152,31 +152,74 @@ class RenderResult:
         return f"{self.state.method}({ps})" if ps else self.state.method
 
 
-def audio_html(items, sr: int = 16000) -> str:
-    """HTML of labelled audio players side by side; ``items`` = ``[(label, waveform), ...]``.
+#: How the players are levelled, in words (shown under every group of players).
+PLAYER_RULE = ("players are loudness-matched to the input: each copy is scaled to the input's RMS level (gain in its "
+               "label), or less where that would clip; only the played copy is scaled, never the scored signal")
 
-    Each waveform is embedded with ``IPython.display.Audio(..., normalize=False)`` (a data URI: ~430 KB per 10 s
-    at 16 kHz), so relative loudness is preserved. A waveform whose peak exceeds 1 (an enhancer can blow the
-    decoded energy up by orders of magnitude) is scaled down to peak 1 rather than clipped into full-scale noise,
-    and its label says by how many dB.
+
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
+
+
+def player_gains(items) -> list[float]:
+    """The gain of each played copy, so A/B listening compares content, not level.
+
+    The first item is the reference (the input), played as it is unless it would clip (then scaled to peak 1).
+    Every other copy gets ``g = rms(reference) / rms(copy)`` — the same RMS as the reference — limited to
+    ``1 / peak(copy)`` so that it never clips; a silent copy or reference keeps ``g = 1``. The scored signals are
+    never touched: this is applied to the players' copies only.
+    """
+    data = [np.asarray(w, dtype=np.float64).reshape(-1) if w is not None else None for _, w in items]
+    ref = next((d for d in data if d is not None), None)
+    target = _rms(ref) if ref is not None else 0.0
+    gains = []
+    for d in data:
+        if d is None:
+            gains.append(1.0)
+            continue
+        peak = float(np.max(np.abs(d))) if d.size else 0.0
+        g = 1.0
+        if d is not ref and target > 0 and _rms(d) > 0:
+            g = target / _rms(d)
+        if peak * g > 1.0:
+            g = 1.0 / peak
+        gains.append(g)
+    return gains
+
+
+def audio_html(items, sr: int = 16000, match: bool = True) -> str:
+    """HTML of labelled audio players side by side; ``items`` = ``[(label, waveform), ...]``, the input first.
+
+    With ``match`` (default) each copy is loudness-matched to the first item (:func:`player_gains`: same RMS, never
+    clipping) and its label says the gain in dB; a line under the players states the rule (:data:`PLAYER_RULE`).
+    Without it, copies keep their level and only a copy whose peak exceeds 1 is scaled down to peak 1. Each
+    waveform is embedded with ``IPython.display.Audio(..., normalize=False)`` (a data URI: ~430 KB per 10 s at
+    16 kHz), so the level set here is the level heard.
     """
     from IPython.display import Audio
 
+    items = [(label, (w.detach().float().cpu().numpy() if hasattr(w, "detach") else w)) for label, w in items]
+    gains = player_gains(items) if match else None
     cells = []
-    for label, w in items:
+    for k, (label, w) in enumerate(items):
         if w is None:
             continue
-        if hasattr(w, "detach"):
-            w = w.detach().float().cpu().numpy()
         data = np.asarray(w, dtype=np.float32).reshape(-1)
         peak = float(np.max(np.abs(data))) if data.size else 0.0
-        if peak > 1.0:
+        if gains is not None:
+            g = gains[k]
+            if abs(20 * np.log10(g)) >= 0.05:
+                label = f"{label} (played at {20 * np.log10(g):+.1f} dB)"
+            data = (data * g).astype(np.float32)
+        elif peak > 1.0:
             data = data / peak
             label = f"{label} (attenuated {20 * np.log10(peak):.0f} dB to avoid clipping)"
         player = Audio(data, rate=sr, normalize=False)._repr_html_()
         cells.append(f'<div style="display:inline-block;margin:0 12px 6px 0"><div style="font-size:12px">'
                      f"{html.escape(str(label))}</div>{player}</div>")
-    return "<div>" + "".join(cells) + "</div>"
+    note = (f'<div style="font-size:11px;color:#666">{html.escape(PLAYER_RULE[0].upper() + PLAYER_RULE[1:])}.</div>'
+            if match and cells else "")
+    return "<div>" + "".join(cells) + note + "</div>"
 
 
 def _metric_row(ref_wave, wave, ref_mel, mel, sr, cfg) -> dict:

@@ -83,3 +83,21 @@ def test_vaelib_report_from_eval(eval_dir, tmp_path, capsys):
     assert err.startswith("error:") and "results.parquet" in err and "\n" not in err
     assert main(["report", "--from-eval", str(eval_dir), "--audio", "demo"]) == 2
     assert "cannot be combined" in capsys.readouterr().err
+
+
+def test_means_follow_the_one_rule_geometric_for_ratios(eval_dir):
+    import pandas as pd
+
+    from vaelib.report.html import fmt_value
+    from vaelib.study import aggregate
+    from vaelib.study.stages import MEAN_RULE
+
+    html = write_eval_report(eval_dir, eval_dir / "means").read_text()
+    df = pd.read_parquet(eval_dir / "results.parquet")
+    vae = df[df["stage"] == "vae"]
+    ratios = vae["dec_mel_ber_high"].to_numpy(float)
+    geo = float(np.exp(np.mean(np.log(ratios))))
+    assert geo == pytest.approx(aggregate(vae[["stage", "dec_mel_ber_high"]]).loc["vae", "dec_mel_ber_high"])
+    if not np.isclose(geo, ratios.mean(), rtol=1e-3):  # the geometric mean shown, not the arithmetic one
+        assert fmt_value(ratios.mean(), 4) not in html
+    assert fmt_value(geo, 4) in html and MEAN_RULE in html.replace("&#x27;", "'")

@@ -339,3 +339,20 @@ def test_report_refuses_bad_jobs(tmp_path):
     with pytest.raises(ReportError, match="jobs must be a positive integer"):
         report.run_report(out=tmp_path / "run", jobs=0)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_that_finishes_no_notebook_does_not_block_the_corrected_rerun(setup):
+    """issue 23 item 5: a report that fails before any notebook finished leaves its partial notebook for inspection
+    and a marker; the corrected command into the same --out removes exactly what that run wrote and runs."""
+    with pytest.raises(report.NotebookError, match="deliberate failure"):
+        report.run_report(notebooks=[setup.nbs[1]], out="run", params={"fail": "true"}, echo=None,
+                          progress=False, jobs=1)
+    run = setup.root / "run"
+    assert (run / "02_tiny.ipynb").is_file() and (run / report.plan.FAILED_MARK).is_file()
+    res = report.run_report(notebooks=[setup.nbs[1]], out="run", echo=None, progress=False, jobs=1)
+    assert res.index.is_file() and not (run / report.plan.FAILED_MARK).exists()
+    assert json.loads((run / "02_tiny" / "metrics.json").read_text())["summary"]["twice_level"] > 0
+    # a folder holding anything else (or a run that finished a notebook) is still refused
+    (run / "keep.txt").write_text("mine")
+    with pytest.raises(ReportError, match="not empty"):
+        plan_report(notebooks=[setup.nbs[1]], out="run")

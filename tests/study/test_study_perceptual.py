@@ -65,12 +65,16 @@ def test_summary_changes_against_the_plain_vae(rows):
 
 def test_index_finding_on_visqol(rows):
     s = perceptual_summary(rows, {"vae": "vae", "learned": "learned"}, base="vae")
-    docs = {"04_learned_enhance": {"summary": s}}
-    got = [x for x in findings.run_findings(docs) if "ViSQOL" in x]
-    assert len(got) == 1
-    assert got[0].startswith(f"The learned restorer changes ViSQOL (audio mode, vocoded) by "
-                             f"{s['learned_visqol_change']:+.3f} on the run's 2 clips")
-    assert "higher on 1 of 2 clips" in got[0]
+    line = findings.perceptual_sentence("learned restorer", s, "learned")
+    assert line.startswith(f"The learned restorer changes ViSQOL (audio mode, vocoded) by "
+                           f"{s['learned_visqol_change']:+.3f} on the run's 2 clips")
+    assert "higher on 1 of 2 clips" in line
+    # on the index, ViSQOL is part of the restorer's one finding (beside its mel numbers), in its cited table
+    s.update({"n_clips": 2, "vae_mel_lsd_hf": 0.3, "learned_mel_lsd_hf": 0.25, "learned_mel_lsd_hf_rel_change": -1 / 6,
+              "learned_clips_improved": 2, "learned_worst_change": -0.1})
+    (got,) = [x for x in findings.run_findings({"04_learned_enhance": {"summary": s}}) if "ViSQOL" in x]
+    assert f"ViSQOL {s['learned_visqol_change']:+.3f}" in got.text
+    assert any("ViSQOL" in c for c in got.table.columns)
     assert not [x for x in findings.run_findings({"04_learned_enhance": {"summary": {"n_clips": 2}}})
                 if "ViSQOL" in x]
 

@@ -97,7 +97,16 @@ def load_pipeline(model: str = "cvssp/audioldm2", device="auto", dtype=None):
     """
     from diffusers import DiffusionPipeline
 
-    from ..models import ModelLoadError, _offline, _pick_dtype, check_device, hf_cache_dir, looks_like_repo_id
+    from ..models import (
+        ModelLoadError,
+        _cached_snapshot,
+        _offline,
+        _pick_dtype,
+        check_device,
+        check_hub,
+        hf_cache_dir,
+        looks_like_repo_id,
+    )
     from .compat import fix_language_model
 
     try:
@@ -116,6 +125,11 @@ def load_pipeline(model: str = "cvssp/audioldm2", device="auto", dtype=None):
         source, kwargs["cache_dir"] = model, str(hf_cache_dir())
         if _offline():
             kwargs["local_files_only"] = True
+        elif _cached_snapshot(model, "vae") is None:  # a typo or no network: one line before anything loads
+            try:
+                check_hub(model, "model_index.json")
+            except ModelLoadError as exc:
+                raise GenerateError(one_line(exc)) from None
     else:
         raise GenerateError(f"--model {model!r} is neither an existing folder nor a Hugging Face repo id like "
                             "'cvssp/audioldm2'")

@@ -4,7 +4,8 @@
 clips' excerpts in ``audio/`` when present) and writes one self-contained, inert HTML page:
 
 * the run's parameters and totals;
-* per stage, the distribution of each headline metric (median, 10th/90th percentile, mean) and a histogram;
+* per stage, the distribution of each headline metric (median, 10th/90th percentile, mean — geometric for the
+  energy ratios, :data:`vaelib.study.stages.MEAN_RULE`) and a histogram;
 * per category, the median of each headline metric per stage and a box plot of the VAE's high-band mel LSD;
 * the worst clips (by ``dec_mel_lsd_hf`` of the ``vae`` stage) with audio players for the excerpts eval kept;
 * the unreadable files with their one-line reasons.
@@ -21,6 +22,7 @@ import json
 import math
 from pathlib import Path
 
+from ..study.stages import MEAN_RULE, mean_over_clips
 from .html import audio_data_uri, csp_meta, fmt_value, html_text, png_data_uri
 
 __all__ = ["write_eval_report", "HEADLINE"]
@@ -177,8 +179,10 @@ def write_eval_report(eval_dir, out_dir=None) -> Path:
                 v = g[col].replace([math.inf, -math.inf], math.nan).dropna()
                 q = v.quantile([0.1, 0.5, 0.9]) if len(v) else pd.Series([math.nan] * 3, index=[0.1, 0.5, 0.9])
                 rows.append((html_text(label), html_text(stage), _fmt(q[0.5]), _fmt(q[0.1]), _fmt(q[0.9]),
-                             _fmt(v.mean() if len(v) else math.nan), html_text(len(v))))
+                             _fmt(mean_over_clips(v, col)), html_text(len(v))))
         parts.append(_table(["metric", "stage", "median", "p10", "p90", "mean", "clips"], rows, text_cols=2))
+        parts.append(f'<p class="note">Means: {html_text(MEAN_RULE)} (the same rule as the report notebooks and '
+                     "index).</p>")
         parts.append(_histograms(df, metrics))
 
     # --- every enhancer against the plain VAE, clip by clip -------------------------------------------------

@@ -12,10 +12,11 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from . import params as _params
 from .html import fmt_value, png_data_uri
 from .plan import ReportError, ReportPlan
 
-__all__ = ["export_html", "write_index"]
+__all__ = ["export_html", "write_index", "findings_mismatches", "numbers_in", "cited_table_html"]
 
 _TEMPLATE_NAME = "vaelib_report.html.j2"
 # The lab template made static and inert: the Content-Security-Policy of vaelib.report.html first in <head> (no script
@@ -30,7 +31,13 @@ _TEMPLATE = """{%- extends "lab/index.html.j2" -%}
 {%- block data_javascript scoped -%}{%- endblock data_javascript -%}
 {%- block data_widget_view scoped -%}{%- endblock data_widget_view -%}
 {%- block footer_js -%}{%- endblock footer_js -%}
+{%- block html_head_css -%}<style type="text/css">{{ resources.vaelib_page_css }}</style>{%- endblock html_head_css -%}
 """
+#: Page CSS beside the lab template's: wide tables scroll inside their output instead of overflowing the page,
+#: figures shrink to the page width.
+PAGE_CSS = (".jp-OutputArea-output{overflow-x:auto;max-width:100%}"
+            ".jp-OutputArea-output img{max-width:100%;height:auto}"
+            ".jp-RenderedHTMLCommon table{font-size:12px}")
 
 
 
@@ -70,7 +77,7 @@ def export_html(ipynb: Path, html_path: Path, no_input: bool = False) -> list[st
     nb = nbformat.read(str(ipynb), as_version=4)
     nb.metadata.pop("widgets", None)  # widget state: needs script to show, and reports are static
     body, _ = _html_exporter(no_input).from_notebook_node(
-        nb, resources={"metadata": {"name": ipynb.stem}, "vaelib_csp_meta": csp_meta()})
+        nb, resources={"metadata": {"name": ipynb.stem}, "vaelib_csp_meta": csp_meta(), "vaelib_page_css": PAGE_CSS})
     warnings = []
     n_err = sum(1 for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error")
     if n_err:
@@ -104,6 +111,10 @@ th.metric a{color:inherit;text-decoration:none;border-bottom:1px dotted #999}.di
 .muted{color:#666;font-size:.9em}ul.findings li{margin:.35em 0}figure{margin:.6em 0}figure img{max-width:100%}
 details{margin:.4em 0}summary{cursor:pointer;color:#555}dl.glossary dt{font-weight:600;margin-top:.5em}
 dl.glossary dd{margin-left:1.2em;color:#333}
+p.headline{font-size:1.2em;font-weight:600;line-height:1.4;margin:.4em 0}
+.scroll{overflow-x:auto;max-width:100%}table.cited{font-size:.88em;margin:.3em 0 .8em}
+table.cited caption{caption-side:bottom;text-align:left;color:#666;font-size:.9em;padding-top:.2em}
+table.cited th{font-weight:normal;background:#fafafa}a.cite{font-size:.8em;color:#777}
 """
 
 #: Metrics of each notebook's compact table, in row order (the rest stays in the collapsed dump).
@@ -162,6 +173,132 @@ def _compact_table(stem: str, summary: Mapping, used: set) -> str:
     return "".join(out)
 
 
+_NUMBER = re.compile(r"(?<![\w.])[-+−]?\d+(?:\.\d+)?(?:e[-+]?\d+)?(?![\w.]*\s?kHz)")
+
+
+def numbers_in(text: str) -> list[str]:
+    """The numbers of a text as written (sign dropped; ``4 kHz`` band edges and digits inside words such as
+    ``AudioLDM2`` or ``4×4`` skipped): ``"0.247 → 0.187 (-24.2 %)"`` → ``["0.247", "0.187", "24.2"]``."""
+    text = re.sub(r"\d+×\d+", " ", text)
+    return [m.group(0).lstrip("+-−") for m in _NUMBER.finditer(text)]
+
+
+def findings_mismatches(page: str) -> list[str]:
+    """Every number of a finding that its cited table does not show, formatted the same way, as
+    ``"<table id>: <number> in '<sentence start>'"``; empty when each finding agrees with its table.
+
+    Findings are the elements with ``data-cites="<table id>"`` of an index page (:func:`write_index`); a table's
+    numbers are those of its cells, headers and caption.
+    """
+    from html.parser import HTMLParser
+
+    class _Parse(HTMLParser):
+        def __init__(self):
+            super().__init__(convert_charrefs=True)
+            self.finding, self.table, self.depth = None, None, 0
+            self.findings, self.tables = [], {}
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "table" and a.get("id"):
+                self.table = a["id"]
+                self.tables[self.table] = []
+            if self.finding is not None and tag in ("div", "table"):  # a table inside the bullet is not its text
+                self.depth += 1
+            if "data-cites" in a:
+                self.finding = [a["data-cites"], []]
+                self.findings.append(self.finding)
+
+        def handle_endtag(self, tag):
+            if tag == "table":
+                self.table = None
+            if self.finding is not None and tag in ("div", "table") and self.depth:
+                self.depth -= 1
+            elif tag in ("p", "li"):
+                self.finding = None
+
+        def handle_data(self, data):
+            if self.table is not None:
+                self.tables[self.table].append(data)
+            if self.finding is not None and not self.depth and data != "[table]":
+                self.finding[1].append(data)
+
+    p = _Parse()
+    p.feed(page)
+    out = []
+    for tid, parts in p.findings:
+        text = "".join(parts).strip()
+        if tid not in p.tables:
+            out.append(f"{tid}: no such table for '{text[:60]}'")
+            continue
+        have = set(numbers_in(" ".join(p.tables[tid])))
+        out += [f"{tid}: {x} in '{text[:60]}'" for x in numbers_in(text) if x not in have]
+    return out
+
+
+def cited_table_html(t) -> str:
+    """A :class:`vaelib.study.findings.CitedTable` as an HTML table with its anchor (``id``), in a scroll container."""
+    from .html import html_text as e
+
+    head = "".join(f"<th>{e(c)}</th>" for c in t.columns)
+    body = "".join(f"<tr><th>{e(label)}</th>{''.join(f'<td class=num>{e(c)}</td>' for c in cells)}</tr>"
+                   for label, cells in t.rows)
+    return (f'<div class="scroll"><table class="cited" id="{e(t.id)}"><caption>{e(t.caption)}</caption>'
+            f"<tr>{head}</tr>{body}</table></div>")
+
+
+def _findings_html(docs: Mapping, choice) -> list[str]:
+    """The index's first screen: the headline sentence and figure (what the VAE itself loses above and below 4 kHz,
+    in the mel domain), then one short bullet per further finding, each citing the table it summarises (rendered
+    once, after the first bullet that cites it; each bullet links to it). The mean rule is stated once."""
+    from ..study import findings as _findings
+    from ..study.stages import MEAN_RULE
+    from .html import html_text as e
+
+    found = _findings.run_findings(docs, choice)
+    out = []
+    if not found:
+        return ['<h2>Findings</h2><p class="muted">No findings: no notebook finished with numbers.</p>']
+    shown: set = set()
+
+    def cite(f) -> str:
+        return f' <a class="cite" href="#{e(f.table.id)}">[table]</a>'
+
+    head = [f for f in found if f.headline]
+    rest = [f for f in found if not f.headline]
+    nb = {kind: stem for kind, (stem, _) in _params.NOTEBOOKS.items()}
+    base = docs.get(nb["baseline"], {}).get("summary") or {}
+    if head:
+        out.append('<h2>Headline</h2>')
+        out += [f'<p class="headline" data-cites="{e(f.table.id)}">{e(f.text)}{cite(f)}</p>' for f in head]
+        fig = _findings.headline_figure(base)
+        if fig is not None:
+            out.append(f'<figure><img alt="log-mel error below and above 4 kHz per path" src="{png_data_uri(fig)}">'
+                       '<figcaption class="muted">Mean |Δ log-mel| against the input mel, below 4 kHz (blue) and '
+                       "4–8 kHz (orange): the VAE alone (decoded, no vocoder) beside a band-blind 4×4 pooling codec "
+                       "for scale, the vocoder alone and the round trip (both re-analysed).</figcaption></figure>")
+        for f in head:
+            if f.table.id not in shown:
+                shown.add(f.table.id)
+                out.append(cited_table_html(f.table))
+    if rest:
+        out.append('<h2>Findings</h2><ul class="findings">')
+        for f in rest:
+            out.append(f'<li data-cites="{e(f.table.id)}">{e(f.text)}{cite(f)}')
+            if f.table.id not in shown:
+                shown.add(f.table.id)
+                out.append(cited_table_html(f.table))
+            out.append("</li>")
+        out.append("</ul>")
+        fig = _findings.enhancer_figure(docs)
+        if fig is not None:
+            out.append(f'<figure><img alt="high-band mel LSD per enhancer" src="{png_data_uri(fig)}">'
+                       '<figcaption class="muted">High-band mel LSD of the decoded log-mel (no vocoder) per enhancer; '
+                       "dashed: the plain VAE.</figcaption></figure>")
+    out.append(f'<p class="muted">Means: {e(MEAN_RULE)}.</p>')
+    return out
+
+
 def write_index(path: Path, plan: ReportPlan, status: Mapping[str, str], started: _dt.datetime,
                 warnings: Sequence[str] = ()) -> Path:
     """Write ``index.html``, findings first.
@@ -212,17 +349,7 @@ def write_index(path: Path, plan: ReportPlan, status: Mapping[str, str], started
     ]
     if warnings:
         parts.append("<p><b>Warnings:</b></p><ul>" + "".join(f"<li>{e(w)}</li>" for w in warnings) + "</ul>")
-    parts.append("<h2>Findings</h2>")
-    sentences = _findings.run_findings(docs)
-    if sentences:
-        parts.append('<ul class="findings">' + "".join(f"<li>{e(x)}</li>" for x in sentences) + "</ul>")
-    else:
-        parts.append('<p class="muted">No findings: no notebook finished with numbers.</p>')
-    fig = _findings.attribution_figure(docs)
-    if fig is not None:
-        parts.append(f'<figure><img alt="high-band distance per stage" src="{png_data_uri(fig)}">'
-                     '<figcaption class="muted">High-band distance to the input at each stage (blue: vocoded '
-                     "waveforms, LSD-HF; orange: decoded log-mels, no vocoder, mel LSD-HF).</figcaption></figure>")
+    parts += _findings_html(docs, getattr(plan, "model_choice", None))
     if plan.skipped:
         parts.append(f"<h2>Skipped audio files ({len(plan.skipped)})</h2><ul>")
         parts += [f"<li><code>{e(p)}</code>: {e(why)}</li>" for p, why in plan.skipped]
@@ -245,11 +372,11 @@ def write_index(path: Path, plan: ReportPlan, status: Mapping[str, str], started
         parts.append(f'<h3>{title} <span class="{css}">{e(state)}</span></h3>')
         summary = docs.get(stem, {}).get("summary")  # read once, by load_docs
         if summary:
-            parts.append(_compact_table(stem, summary, used))
+            parts.append(f'<div class="scroll">{_compact_table(stem, summary, used)}</div>')
             parts.append(f"<details><summary>all {len(summary)} key numbers (metrics.json)</summary>"
-                         "<table><tr><th>key</th><th>value</th></tr>")
+                         '<div class="scroll"><table><tr><th>key</th><th>value</th></tr>')
             parts += [f'<tr><td>{e(k)}</td><td class="num">{e(fmt_value(v))}</td></tr>' for k, v in summary.items()]
-            parts.append("</table></details>")
+            parts.append("</table></div></details>")
         elif state == "ok":
             parts.append(f'<p class="muted">no key numbers ({e(stem)}/metrics.json has no "summary")</p>')
     if used:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import datetime as _dt
+import json
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,7 +22,7 @@ from pathlib import Path
 from .._util import one_line as _one_line
 from . import params as _params
 
-__all__ = ["DEFAULT_NOTEBOOKS", "RUNNER_OWNED", "SHARED", "AUDIO_LIST_NAME", "ReportError", "ReportPlan",
+__all__ = ["FAILED_MARK", "DEFAULT_NOTEBOOKS", "RUNNER_OWNED", "SHARED", "AUDIO_LIST_NAME", "ReportError", "ReportPlan",
            "notebooks_dir", "default_notebooks", "inspect_params", "format_params", "parse_assignments",
            "plan_report"]
 
@@ -234,6 +235,8 @@ class ReportPlan:
         Unreadable audio files and why; left out of the run.
     model_line : str or None
         :meth:`vaelib.models.ModelChoice.describe` of the chosen model and vocoder.
+    model_choice : vaelib.models.ModelChoice or None
+        The chosen model and vocoder (the index's headline names them).
     """
 
     run_dir: Path
@@ -244,6 +247,7 @@ class ReportPlan:
     audio_files: list[Path] = dataclasses.field(default_factory=list)
     skipped: list[tuple[Path, str]] = dataclasses.field(default_factory=list)
     model_line: str | None = None
+    model_choice: object = None
 
 
 def _default_out(now: _dt.datetime) -> Path:
@@ -257,10 +261,29 @@ def _check_run_dir(out) -> Path:
             raise ReportError(f"output path {run_dir} is a file; choose a new --out folder")
         from ..runlock import LOCK_NAME
 
-        if any(p.name != LOCK_NAME for p in run_dir.iterdir()):  # a lock file alone: a run that wrote nothing
+        # a lock file alone: a run that wrote nothing; a failed run's marker: a run that finished no notebook
+        leftovers = any(p.name not in (LOCK_NAME, FAILED_MARK) for p in run_dir.iterdir())
+        if leftovers and not _failed_before_results(run_dir):
             raise ReportError(f"output folder {run_dir} already exists and is not empty; choose a new --out "
                               "(reports are never overwritten)")
     return run_dir
+
+
+#: Written into a report folder whose run failed before any notebook finished (JSON: the paths it wrote); a rerun
+#: into the same ``--out`` removes exactly those and starts afresh, so such a run never blocks the corrected one.
+FAILED_MARK = ".vaelib-report-failed.json"
+
+
+def _failed_before_results(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds only what a run that finished no notebook wrote (its :data:`FAILED_MARK` lists it)."""
+    from ..runlock import LOCK_NAME
+
+    mark = run_dir / FAILED_MARK
+    try:
+        written = set(json.loads(mark.read_text(encoding="utf-8")).get("written", []))
+    except (OSError, ValueError, AttributeError):
+        return False
+    return all(p.name in (LOCK_NAME, FAILED_MARK) or p.name in written for p in run_dir.iterdir())
 
 
 def _effective(name: str, given: Mapping, union: Mapping[str, _params.Spec]):
@@ -272,12 +295,13 @@ def _effective(name: str, given: Mapping, union: Mapping[str, _params.Spec]):
     return NotImplemented
 
 
-def _check_model(model: str, vocoder: str) -> str:
-    """Resolve ``model``/``vocoder`` like the notebooks will and return the one-line description."""
+def _check_model(model: str, vocoder: str):
+    """Resolve and check ``model``/``vocoder`` like the notebooks will (a folder, the cache, or the Hub when online:
+    :func:`vaelib.models.check_models`) and return the :class:`~vaelib.models.ModelChoice`."""
     from ..models import ModelLoadError, check_models
 
     try:
-        return check_models(model, vocoder).describe()
+        return check_models(model, vocoder)
     except ModelLoadError as exc:
         raise ReportError(_one_line(exc)) from None
 
@@ -380,8 +404,9 @@ def plan_report(audio=None, model=None, vocoder=None, params: Mapping | None = N
     _check_notebook_params(per, values)
     model_v, vocoder_v = _effective("model", values, union), _effective("vocoder", values, union)
     if "model" in union or "vocoder" in union:
-        plan.model_line = _check_model(model_v if isinstance(model_v, str) else "auto",
-                                       vocoder_v if isinstance(vocoder_v, str) else "auto")
+        plan.model_choice = _check_model(model_v if isinstance(model_v, str) else "auto",
+                                         vocoder_v if isinstance(vocoder_v, str) else "auto")
+        plan.model_line = plan.model_choice.describe()
     shared = {}
     for name, v in (("model", model_v), ("vocoder", vocoder_v)):
         if not isinstance(v, str):

@@ -31,7 +31,7 @@ from pathlib import Path
 from .._util import one_line as _one_line
 from . import params as _params
 from .pages import export_html, write_index
-from .plan import AUDIO_LIST_NAME, DEFAULT_NOTEBOOKS, ReportError, ReportPlan, plan_report
+from .plan import AUDIO_LIST_NAME, DEFAULT_NOTEBOOKS, FAILED_MARK, ReportError, ReportPlan, plan_report
 
 __all__ = ["NotebookError", "ReportResult", "DEFAULT_TIMEOUT", "RUN_AFTER", "default_jobs", "run_report"]
 
@@ -211,6 +211,35 @@ def _schedule(notebooks: Sequence[Path], run_one: Callable[[Path, int], list[str
                     yield nb, [], exc
 
 
+def _mark_failed_run(run_dir: Path) -> None:
+    """Record what a run that finished no notebook wrote (:data:`~vaelib.report.plan.FAILED_MARK`), so that the
+    corrected rerun into the same folder is not refused; the partial notebooks stay until then, for inspection."""
+    from ..runlock import LOCK_NAME
+
+    written = sorted(p.name for p in run_dir.iterdir() if p.name not in (LOCK_NAME, FAILED_MARK))
+    (run_dir / FAILED_MARK).write_text(json.dumps({"written": written}), encoding="utf-8")
+
+
+def _clear_failed_run(run_dir: Path) -> None:
+    """Remove what a failed run listed in its marker (only those names, inside ``run_dir``), then the marker."""
+    import shutil
+
+    mark = run_dir / FAILED_MARK
+    if not mark.is_file():
+        return
+    try:
+        written = json.loads(mark.read_text(encoding="utf-8")).get("written", [])
+    except (OSError, ValueError, AttributeError):
+        return
+    for name in written:
+        target = run_dir / Path(str(name)).name  # a bare name: never outside the run folder
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
+            target.unlink()
+    mark.unlink()
+
+
 def _require_report_extra() -> None:
     """Refuse in one line when the ``report`` extra is missing (a core ``pip install vaelib``)."""
     import importlib.util
@@ -280,6 +309,7 @@ def run_report(audio=None, model=None, vocoder=None, params: Mapping | None = No
         lock = lock_folder(run_dir, what="report folder")
     except (FolderLocked, StorageError) as exc:
         raise ReportError(_one_line(exc)) from None
+    _clear_failed_run(run_dir)
     if plan.skipped:
         from ..audio import write_audio_list
 
@@ -318,9 +348,17 @@ def run_report(audio=None, model=None, vocoder=None, params: Mapping | None = No
                 failure = failure or exc
     if failure is not None:
         write_index(run_dir / "index.html", plan, status, started, warnings)
+        if not any(v == "ok" for v in status.values()):  # nothing finished: the rerun into this --out may start over
+            _mark_failed_run(run_dir)
         lock.release()
         raise failure
     pages = {nb.stem: pages[nb.stem] for nb in plan.notebooks}
     index = write_index(run_dir / "index.html", plan, status, started, warnings)
+    from .pages import findings_mismatches
+
+    for problem in findings_mismatches(index.read_text(encoding="utf-8")):  # a finding that disagrees with its table
+        w = f"index.html: a finding's number is not in the table it cites: {problem}"
+        warn(f"warning: {w}")
+        warnings.append(w)
     lock.release()
     return ReportResult(plan=plan, index=index, html=pages, warnings=warnings)

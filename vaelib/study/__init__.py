@@ -63,7 +63,17 @@ from .session import (
     save_figure,
     setup,
 )
-from .stages import aggregate, attribution_table, is_ratio, quick_score, run_round_trips, score_stages, vocode_stages
+from .stages import (
+    MEAN_RULE,
+    aggregate,
+    attribution_table,
+    is_ratio,
+    mean_over_clips,
+    quick_score,
+    run_round_trips,
+    score_stages,
+    vocode_stages,
+)
 from .summaries import analysis_summary, baseline_summary, enhance_summary
 from .sweeps import (
     CLAIMS_PRESETS,
@@ -79,6 +89,7 @@ from .sweeps import (
     setting_label,
     sweep,
     sweep_grid,
+    sweep_verdict,
 )
 
 __all__ = [
@@ -90,6 +101,7 @@ __all__ = [
     "load_models", "Models", "notebook_dir", "pairs_from_clips", "pareto_front", "per_clip_best", "per_clip_changes",
     "prepare_out_dir", "preset_labels", "progress", "quick_score", "reuse_claims_scores", "run_round_trips",
     "save_figure", "score_stages", "Session", "setting_label", "setup", "summary_numbers", "sweep", "sweep_grid",
+    "sweep_verdict", "MEAN_RULE", "mean_over_clips",
     "variant_mels", "verdict", "vocode_stages", "why_disagree", "write_metrics",
     "PERCEPTUAL_INSTALL_HINT", "baseline_perceptual", "perceptual_caption", "perceptual_ready", "perceptual_summary",
     "perceptual_table", "restorer_perceptual", "reuse_baseline_rows",

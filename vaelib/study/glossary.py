@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 
 from .. import metrics as _metrics
 
-__all__ = ["METRICS", "STAGES", "Metric", "describe_key", "definition", "format_value"]
+__all__ = ["METRICS", "STAGES", "Metric", "describe_key", "definition", "format_value", "plain_text"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,11 +74,15 @@ METRICS: dict[str, Metric] = {
                                 "near 1: what was added is spread like white noise"),
     "mel_err_db_high": Metric("log-mel error ≥ 4 kHz", "dB", "lower", "mel_band_error_db",
                               "re-analysed output vs. input, mean |Δ| over frames and mel bins ≥ 4 kHz"),
+    "mel_err_db_lf": Metric("log-mel error < 4 kHz", "dB", "lower", "mel_band_error_db",
+                            "re-analysed output vs. input, mean |Δ| over frames and mel bins < 4 kHz"),
     "mel_l1": Metric("mel L1", "nat", "lower", "mel_l1", _MEL),
     "mel_lsd": Metric("mel LSD", "", "lower", "mel_lsd", f"full band; {_MEL}"),
     "mel_lsd_hf": Metric("mel LSD-HF (≥ 4 kHz)", "", "lower", "mel_lsd", f"mel bins from 4 kHz; {_MEL}"),
+    "mel_lsd_lf": Metric("mel LSD < 4 kHz", "", "lower", "mel_lsd", f"mel bins below 4 kHz; {_MEL}"),
     "mel_ber_high": Metric("mel energy 4–8 kHz", "×", "1", "mel_band_energy_ratio", f"decoded / input; {_MEL}"),
     "mel_err_db_high_dec": Metric("log-mel error ≥ 4 kHz (decoded)", "dB", "lower", "mel_band_error_db_logmel", _MEL),
+    "mel_err_db_lf_dec": Metric("log-mel error < 4 kHz (decoded)", "dB", "lower", "mel_band_error_db_logmel", _MEL),
     "share_lsd_hf": Metric("VAE share of LSD-HF", "%", "", "attribution_table",
                            "(round trip − vocoder only) / round trip; < 0: the VAE adds no high-band distance"),
     "share_lsd_lf": Metric("VAE share of LSD < 4 kHz", "%", "", "attribution_table",
@@ -109,6 +114,7 @@ METRICS: dict[str, Metric] = {
 #: Summary-key prefixes (stages / variants) -> human label.
 STAGES: dict[str, str] = {
     "projection": "vocoder only (input mel → vocoder)",
+    "naive": "4×4 reference codec (band-blind)",
     "vae": "VAE round trip",
     "configured": "configured enhancer",
     "best": "best swept setting",
@@ -130,8 +136,25 @@ _META = {"n_clips": "clips", "n_settings": "swept settings", "n_perceptual_clips
          "n_better_mel_lsd_hf": "swept settings below the plain VAE's mel LSD-HF"}
 
 
+_ROLE = re.compile(r":(?:py:)?(?:func|meth|class|mod|data|attr|obj|exc):`~?([^`]+)`")
+
+
+def plain_text(doc: str) -> str:
+    """A docstring line as plain text: reST roles become their target's short name (``:func:`lsd``` → ``lsd()``,
+    ``:data:`~vaelib.metrics.BANDS``` → ``BANDS``), double back-quotes and ``*emphasis*`` marks are dropped."""
+    def role(m):
+        name = m.group(1).split(".")[-1]
+        return f"{name}()" if m.group(0).startswith((":func:", ":meth:", ":py:func:", ":py:meth:")) else name
+
+    text = _ROLE.sub(role, doc)
+    text = re.sub(r"``([^`]*)``", r"\1", text)
+    text = re.sub(r"`([^`]*)`", r"\1", text)
+    return re.sub(r"(?<![\w*])\*{1,2}([^*\s][^*]*?)\*{1,2}(?![\w*])", r"\1", text)
+
+
 def definition(key: str) -> str:
-    """One line defining metric ``key``: the first docstring line of its source function, plus the key's note."""
+    """One line defining metric ``key``, as plain text (:func:`plain_text`: no reST markup): the first docstring
+    line of its source function, plus the key's note."""
     m = METRICS[key]
     fn = getattr(_metrics, m.source, None)
     if fn is None:
@@ -139,7 +162,7 @@ def definition(key: str) -> str:
 
         fn = getattr(_stages, m.source, None)
     first = (inspect.getdoc(fn) or "").strip().split("\n")[0] if fn is not None else ""
-    first = first.replace("``", "")
+    first = plain_text(first)
     return f"{first} ({m.note})" if m.note else first
 
 
@@ -185,5 +208,5 @@ def format_value(value, metric: str = "", suffix: str | None = None) -> str:
         return f"{100 * v:+.0f} %"
     if unit == "×":
         return f"{v:.3g}×" if abs(v) < 1e4 else f"{v:.2e}×"
-    text = f"{v:.3g}" if (abs(v) >= 1e4 or (v != 0 and abs(v) < 1e-3)) else f"{v:.3f}".rstrip("0").rstrip(".")
+    text = f"{v:.3g}" if (abs(v) >= 1e4 or (v != 0 and abs(v) < 1e-3)) else f"{v:.3f}"  # one width per column
     return f"{text} {unit}".strip() if unit not in ("", "nat") else text

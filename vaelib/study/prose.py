@@ -14,7 +14,7 @@ import pandas as pd
 
 from ._format import fmt_num
 from .claims import claims_rule_notes
-from .sweeps import aggregate_sweep, pareto_front, preset_labels
+from .sweeps import aggregate_sweep, pareto_front, preset_labels, sweep_verdict
 
 __all__ = ["METRIC_NAMES", "why_disagree", "conclusions", "fmt_num", "attribution_sentences", "best_setting_sentence",
            "preset_sentence"]
@@ -43,8 +43,13 @@ def why_disagree(summary: dict, vocoder_name: str = "the vocoder") -> str:
     share = summary.get("vae_share_lsd_hf", math.nan)
     stage_part = (f"LSD-HF, which ignores phase, is {pl:.2f} for the projection and {vl:.2f} for the round trip, "
                   f"so the VAE accounts for {share:.0%} of the high-band distance" if math.isfinite(share) and share > 0
-                  else f"LSD-HF, which ignores phase, is {pl:.2f} for the projection and {vl:.2f} for the round trip, "
-                       "so the VAE adds no high-band distance beyond the vocoder's")
+                  else f"LSD-HF, which ignores phase, is {pl:.2f} for the projection and {vl:.2f} for the round trip: "
+                       f"{vocoder_name}'s own error masks the VAE's on waveforms")
+    dec_hf = summary.get("vae_mel_err_db_high_dec", math.nan)
+    dec_lf = summary.get("vae_mel_err_db_lf_dec", math.nan)
+    if math.isfinite(dec_hf) and math.isfinite(dec_lf):
+        stage_part += (f"; the VAE's own loss shows in its decoded log-mel (no vocoder): {dec_hf:.2f} dB at and above "
+                       f"4 kHz, {dec_lf:.2f} dB below")
     if ps < 10.0 and abs(pc) < 0.9:
         return (f"Even the mel projection, which never passes through the VAE, scores only {ps:.2f} dB SNR and "
                 f"correlation {pc:.3f} (the round trip: {vs:.2f} dB, {vc:.3f}): waveform SNR and correlation compare "
@@ -128,12 +133,9 @@ def conclusions(sweep_df: pd.DataFrame, claims_df: pd.DataFrame | None = None, m
     out = [f"The plain VAE round trip has {name} {fmt_num(base[metric])}, and its decode carries "
            f"{fmt_num(base['mel_ber_high'] * 100, 1)} % of the input's 4-8 kHz mel energy (average of {n} clip(s), "
            "mel domain, no vocoder)."]
-    settings = agg[agg["method"] != "none"]
-    if len(settings):
-        better = settings[settings[metric] < base[metric]]
-        best = settings.loc[settings[metric].astype(float).idxmin()]
-        out.append(best_setting_sentence(name, float(base[metric]), best["label"], float(best[metric]), len(better),
-                                         len(settings)))
+    v = sweep_verdict(agg, metric)
+    if v["n_settings"]:
+        out.append(best_setting_sentence(name, v["base"], v["best_label"], v["best"], v["n_better"], v["n_settings"]))
     for preset, lab in preset_labels().items():
         hit = agg[agg["label"] == lab]
         if len(hit):
@@ -141,9 +143,10 @@ def conclusions(sweep_df: pd.DataFrame, claims_df: pd.DataFrame | None = None, m
             out.append(preset_sentence(preset, lab, name, float(base[metric]), float(h[metric]),
                                        float(base["mel_ber_high"]), float(h["mel_ber_high"])))
     front = pareto_front(agg)
-    out.append(f"{int(front.sum())} of {len(agg)} settings are Pareto-optimal for (4-8 kHz energy closest to the "
-               f"input, lowest {name}): {', '.join(agg.loc[front, 'label'])}.")
-    if len(settings):
+    out.append(f"{int(front.sum())} of {len(agg)} candidates (the {v['n_settings']} swept settings and the plain VAE) "
+               f"are Pareto-optimal for (4-8 kHz energy closest to the input, lowest {name}): "
+               f"{', '.join(agg.loc[front, 'label'])}.")
+    if v["n_settings"]:
         winners = sweep_df.loc[sweep_df.groupby("clip")[metric].idxmin(), "label"].value_counts()
         top, count = winners.index[0], int(winners.iloc[0])
         out.append(f"Per clip, the lowest {name} comes from {top} on {count} of {n} clip(s)"

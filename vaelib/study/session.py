@@ -148,6 +148,7 @@ def header_markdown(title: str, models: Models, params: dict, clips=None, skippe
     :func:`vaelib.report.html.md_text` / :func:`~vaelib.report.html.md_code`. ``clips`` is the list of loaded clips.
     """
     from .. import __version__
+    from .stages import MEAN_RULE
 
     choice, vae, cfg = models.choice, models.vae, models.cfg
     n_par = sum(p.numel() for p in vae.model.parameters())
@@ -172,6 +173,7 @@ def header_markdown(title: str, models: Models, params: dict, clips=None, skippe
         f"- **vaelib** {__version__}, torch {torch.__version__}, device {md_code(vae.device)}, "
         f"random seed {params.get('seed', 0)}",
         f"- **audio**: {md_code(params.get('audio'))}{count}",
+        f"- **means**: {md_text(MEAN_RULE)}; players are loudness-matched to the input (RMS, played copy only)",
     ]
     if skipped:
         lines.append(f"- **skipped** {len(skipped)} unreadable file(s): "

@@ -17,11 +17,10 @@ from .sweeps import aggregate_sweep, best_per_criterion
 __all__ = ["baseline_summary", "enhance_summary", "analysis_summary"]
 
 _HEADLINE = ("lsd", "lsd_lf", "lsd_hf", "mrstft", "si_sdr", "snr_db", "correlation", "claims_ret_low", "claims_ret_mid",
-             "claims_ret_high", "ber_high",
-             "mel_err_db_high")
+             "claims_ret_high", "ber_high", "mel_err_db_lf", "mel_err_db_high")
 
 
-_DEC_HEADLINE = ("mel_l1", "mel_lsd", "mel_lsd_hf", "mel_ber_high", "mel_err_db_high")
+_DEC_HEADLINE = ("mel_l1", "mel_lsd", "mel_lsd_lf", "mel_lsd_hf", "mel_ber_high", "mel_err_db_lf", "mel_err_db_high")
 
 
 _STAGE_PREFIX = {"mel_projection": "projection", "vae": "vae"}
@@ -36,19 +35,27 @@ def baseline_summary(df: pd.DataFrame) -> dict:
 
     Keys: ``n_clips``; ``projection_<m>`` and ``vae_<m>`` for the waveform metrics ``m`` in ``lsd``, ``lsd_lf``,
     ``lsd_hf``, ``mrstft``, ``si_sdr``, ``snr_db``, ``correlation``, ``claims_ret_low``, ``claims_ret_mid``,
-    ``claims_ret_high``, ``ber_high``,
-    ``mel_err_db_high`` (mel projection = input mel → vocoder; vae = the round trip); ``vae_mel_l1``,
-    ``vae_mel_lsd``, ``vae_mel_lsd_hf``, ``vae_mel_ber_high``, ``vae_mel_err_db_high_dec`` (decoded vs input log-mel,
-    no vocoder); ``vae_share_lsd_hf`` = ``(vae_lsd_hf - projection_lsd_hf) / vae_lsd_hf``, the part of the round
-    trip's high-band LSD not already lost by the vocoder; ``vae_share_lsd_lf`` the same below 4 kHz.
+    ``claims_ret_high``, ``ber_high``, ``mel_err_db_lf`` (< 4 kHz), ``mel_err_db_high`` (≥ 4 kHz) (mel projection =
+    input mel → vocoder; vae = the round trip); ``vae_mel_l1``, ``vae_mel_lsd``, ``vae_mel_lsd_lf``,
+    ``vae_mel_lsd_hf``, ``vae_mel_ber_high``, ``vae_mel_err_db_lf_dec``, ``vae_mel_err_db_high_dec`` (decoded vs
+    input log-mel, no vocoder: the VAE's own loss, the index's headline); ``naive_mel_err_db_lf_dec``,
+    ``naive_mel_err_db_high_dec`` (the band-blind 4×4 reference codec,
+    :func:`vaelib.study.stages.reference_codec_errors`); ``vae_share_lsd_hf`` =
+    ``(vae_lsd_hf - projection_lsd_hf) / vae_lsd_hf``, the part of the round trip's high-band LSD not already lost
+    by the vocoder; ``vae_share_lsd_lf`` the same below 4 kHz. Means follow :data:`vaelib.study.stages.MEAN_RULE`.
     """
     agg = aggregate(df)
     out = {"n_clips": float(df["clip"].nunique())}
     for stage, prefix in _STAGE_PREFIX.items():
         for m in _HEADLINE:
-            out[f"{prefix}_{m}"] = _f(agg.loc[stage, m])
+            if m in agg.columns:
+                out[f"{prefix}_{m}"] = _f(agg.loc[stage, m])
     for m in _DEC_HEADLINE:  # the decoded log-mel's error gets "_dec": "vae_mel_err_db_high" is the vocoded one's
-        out[f"vae_{m}_dec" if m == "mel_err_db_high" else f"vae_{m}"] = _f(agg.loc["vae", f"dec_{m}"])
+        if f"dec_{m}" in agg.columns:
+            out[f"vae_{m}_dec" if m.startswith("mel_err_db_") else f"vae_{m}"] = _f(agg.loc["vae", f"dec_{m}"])
+    for m in ("mel_err_db_lf", "mel_err_db_high"):  # the band-blind reference codec, for scale
+        if f"naive_{m}" in agg.columns:
+            out[f"naive_{m}_dec"] = _f(agg.loc["vae", f"naive_{m}"])
     v, p = out["vae_lsd_hf"], out["projection_lsd_hf"]
     out["vae_share_lsd_hf"] = (v - p) / v if v > 0 else math.nan
     v, p = out["vae_lsd_lf"], out["projection_lsd_lf"]

@@ -17,7 +17,8 @@ from ..report.params import DEFAULT_SWEEPS, SWEEP_FIXED  # re-exported here: the
 from .stages import aggregate
 
 __all__ = ["DEFAULT_SWEEPS", "SWEEP_FIXED", "CRITERIA", "CLAIMS_PRESETS", "sweep", "sweep_grid", "encode_clip",
-           "aggregate_sweep", "pareto_front", "best_per_criterion", "per_clip_best", "preset_labels", "setting_label"]
+           "aggregate_sweep", "pareto_front", "best_per_criterion", "per_clip_best", "preset_labels", "setting_label",
+           "sweep_verdict"]
 
 #: The seed report's four settings, as preset names of :data:`vaelib.enhance.PRESETS`.
 CLAIMS_PRESETS = ("seed_frequency", "seed_noise", "seed_contrast", "seed_hybrid")
@@ -162,6 +163,30 @@ def best_per_criterion(agg: pd.DataFrame, criteria: dict | None = None) -> pd.Da
                      "value": float(agg["value"].iloc[i]), "best": float(vals[i]), "vae_only": b,
                      "change": float(vals[i]) - b})
     return pd.DataFrame(rows)
+
+
+def sweep_verdict(agg: pd.DataFrame, metric: str = "mel_lsd_hf") -> dict:
+    """The sweep's answer, counted one way for notebook 03's conclusions and the report index alike.
+
+    "Swept settings" are the rows of :func:`aggregate_sweep` other than the plain VAE (``method == "none"``, label
+    ``"VAE only"``), which is never counted as a setting: ``n_settings`` of them, ``n_better`` with ``metric``
+    below the plain VAE's, ``best_label`` / ``best`` the swept setting with the lowest ``metric`` (even when it
+    does not beat the plain VAE: then it is the least harmful). ``base`` is the plain VAE's value; ``n_front`` of
+    the ``n_candidates = n_settings + 1`` rows (the swept settings and the plain VAE) are Pareto-optimal
+    (:func:`pareto_front`); ``metric`` names the metric; ``best_mel_ber_high`` the best setting's 4-8 kHz mel energy
+    ratio (when the sweep has it).
+    """
+    base = float(agg.loc[agg["method"] == "none", metric].iloc[0])
+    settings = agg[agg["method"] != "none"]
+    out = {"metric": metric, "base": base, "n_settings": int(len(settings)),
+           "n_better": int((settings[metric].astype(float) < base).sum()), "best_label": None, "best": math.nan,
+           "n_candidates": int(len(agg)), "n_front": int(pareto_front(agg).sum())}
+    if len(settings):
+        i = settings[metric].astype(float).idxmin()
+        out["best_label"], out["best"] = str(settings.loc[i, "label"]), float(settings.loc[i, metric])
+        if "mel_ber_high" in settings.columns:
+            out["best_mel_ber_high"] = float(settings.loc[i, "mel_ber_high"])
+    return out
 
 
 def per_clip_best(df: pd.DataFrame, metric: str = "mel_lsd_hf", presets=CLAIMS_PRESETS) -> pd.DataFrame:
