@@ -55,13 +55,14 @@ def _pipe_audio(pipe, prompt, steps=2, seed=0):
 def test_generate_diffuses_once_and_decodes_plain_and_enhanced_like_the_pipeline(tiny_pipe):
     calls, handle = _count_unet_calls(tiny_pipe)
     try:
-        gens = generate(tiny_pipe, ["a dog barks", "rain on the roof"], "learned", steps=2)
+        # gate off: on this tiny random pipeline's output the consistency gate (rightly) withholds the correction
+        gens = generate(tiny_pipe, ["a dog barks", "rain on the roof"], {"learned": {"gate": "off"}}, steps=2)
     finally:
         handle.remove()
     assert len(calls) == 2 * 2  # 2 steps per prompt (guidance batched into one UNet call): one diffusion each
     for g in gens:
         assert np.array_equal(g.plain, _pipe_audio(tiny_pipe, g.prompt))  # the pipeline's own decode
-        vaelib.attach(tiny_pipe, "learned")
+        vaelib.attach(tiny_pipe, {"learned": {"gate": "off"}})
         assert np.array_equal(g.enhanced, _pipe_audio(tiny_pipe, g.prompt))  # what the attached pipeline returns
         vaelib.detach(tiny_pipe)
         assert not np.array_equal(g.plain, g.enhanced)
@@ -110,7 +111,7 @@ def test_vaelib_generate_end_to_end_writes_an_inert_page(saved_pipe, tmp_path, c
     run = json.loads((out / "run.json").read_text())
     assert [p["prompt"] for p in run["prompts"]] == [HOSTILE, "rain on the roof"]
     assert run["pipeline"] == "AudioLDM2Pipeline" and run["steps"] == 2
-    assert run["enhancers"] == {"learned:strength=0.8": {"method": "learned", "strength": 0.8},
+    assert run["enhancers"] == {"learned:strength=0.8": {"method": "learned", "strength": 0.8, "gate": 1.0},
                                 "mel_shelf:shelf_db=3": {"method": "mel_shelf", "shelf_db": 3.0}}
     for folder in ("001", "002"):
         for name in ("plain.wav", "enhanced.wav"):

@@ -82,10 +82,11 @@ def test_strength_zero_and_no_enhancers_are_the_plain_pipeline_bit_for_bit(tiny_
 def test_learned_vocoder_receives_apply_learned_of_the_decoded_mel(tiny_pipe):
     plain, ref = _plain(tiny_pipe)
     mel = ref["vocoder_in"][0][:, None]  # (B, T, 64) as the vocoder gets it -> (B, 1, T, 64)
-    assert vaelib.attach(tiny_pipe, "learned") is tiny_pipe  # chains
+    # gate off: the plumbing is under test here (tests/restore/test_gate.py tests the gate)
+    assert vaelib.attach(tiny_pipe, {"learned": {"gate": "off"}}) is tiny_pipe  # chains
     with _spy(tiny_pipe) as seen:
         audio = _run(tiny_pipe)
-    want = enhance.apply("learned", mel)[:, 0]
+    want = enhance.apply("learned", mel, gate="off")[:, 0]
     assert torch.equal(seen["decoder_in"][0], ref["decoder_in"][0])  # the latent path is untouched
     assert torch.equal(seen["vocoder_in"][0], want)
     assert not torch.equal(want, ref["vocoder_in"][0])  # the restorer did change the mel
@@ -109,7 +110,7 @@ def test_frequency_decoder_receives_apply_frequency_of_the_scaled_latent(tiny_pi
 def test_latent_and_mel_stages_chain_in_order(tiny_pipe):
     z = _run(tiny_pipe, output_type="latent")
     s = tiny_pipe.vae.config.scaling_factor
-    specs = {"mel_shelf": {"shelf_db": 6.0}, "frequency": {"gain": 1.3}, "learned": {"strength": 0.5}}
+    specs = {"mel_shelf": {"shelf_db": 6.0}, "frequency": {"gain": 1.3}, "learned": {"strength": 0.5, "gate": "off"}}
     vaelib.attach(tiny_pipe, specs)
     with _spy(tiny_pipe) as seen:
         _run(tiny_pipe)
@@ -119,7 +120,7 @@ def test_latent_and_mel_stages_chain_in_order(tiny_pipe):
     vaelib.detach(tiny_pipe)
     with _spy(tiny_pipe) as ref:
         out = tiny_pipe.vae.decode(seen["decoder_in"][0]).sample
-    want = enhance.apply("learned", enhance.apply("mel_shelf", out, shelf_db=6.0), strength=0.5)[:, 0]
+    want = enhance.apply("learned", enhance.apply("mel_shelf", out, shelf_db=6.0), strength=0.5, gate="off")[:, 0]
     torch.testing.assert_close(seen["vocoder_in"][0], want, rtol=1e-5, atol=1e-5)
     assert ref["decoder_in"]
 
@@ -258,7 +259,7 @@ def test_bf16_pipeline_enhancers_upcast_and_cast_back():
     fix_language_model(pipe)
     with _spy(pipe) as ref:
         plain = _run(pipe)
-    vaelib.attach(pipe, ["frequency", "learned"])
+    vaelib.attach(pipe, {"frequency": None, "learned": {"gate": "off"}})
     with _spy(pipe) as seen:
         audio = _run(pipe)
     assert seen["decoder_in"][0].dtype == torch.bfloat16 and seen["vocoder_in"][0].dtype == torch.bfloat16
@@ -266,7 +267,7 @@ def test_bf16_pipeline_enhancers_upcast_and_cast_back():
     # the mel stage: the bf16 decoded mel upcast, restored in float32, cast back to bf16
     vaelib.detach(pipe)
     dec = pipe.vae.decode(seen["decoder_in"][0]).sample
-    want = enhance.apply("learned", dec.float()).to(torch.bfloat16)[:, 0]
+    want = enhance.apply("learned", dec.float(), gate="off").to(torch.bfloat16)[:, 0]
     assert torch.equal(seen["vocoder_in"][0], want)
     assert np.array_equal(_run(pipe), plain)
     assert ref["vocoder_in"][0].dtype == torch.bfloat16
