@@ -107,7 +107,9 @@ def test_failing_cell_exits_1_naming_notebook_and_cell(ws):
     assert not (root / "run" / "03_tiny.ipynb").exists()  # later notebooks are not run
     index = (root / "run" / "index.html").read_text()
     assert "failed at cell" in index and "not run" in index
-    assert sorted(p.name for p in (root / "run").iterdir()) == [".vaelib.lock", "02_tiny.ipynb", "index.html"]
+    # no notebook finished: the folder is marked (plan.FAILED_MARK) so that the corrected rerun may replace it
+    assert sorted(p.name for p in (root / "run").iterdir()) == [".vaelib-report-failed.json", ".vaelib.lock",
+                                                               "02_tiny.ipynb", "index.html"]
 
 
 def test_python_m_vaelib_help():

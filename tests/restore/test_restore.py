@@ -416,7 +416,7 @@ def test_render_restorer_and_figures(vae, pairs):
         widgets.render_restorer(widgets.RestorerState("mel_shelf", 1.0), ctx)
     fig = plots.restorer_comparison_figure([("input", ctx.input_mels[0]), ("VAE only", ctx.vae_mels[0]),
                                             ("restored", on.mel)])
-    assert len(fig.axes) == 6
+    assert len(fig.axes) == 7  # 2 x 3 panels and the colour bar of the shared, clipped log-mel scale
     logs = {"a": [{"step": "1", "loss": "0.5", "heldout_lsd_hf_change": ""},
                   {"step": "2", "loss": "0.4", "heldout_lsd_hf_change": "-0.1"}]}
     assert len(plots.training_curves_figure(logs).axes) == 2
