@@ -1,6 +1,7 @@
 """``vaelib eval`` throughput on CPU vs the report path, where the time goes, and the seed's step-2 pattern.
 
     python benchmarks/bench_eval.py throughput     # demo eval clips: eval (workers 0 / 1 / 2) vs the report path
+    python benchmarks/bench_eval.py steady         # steady-state x real time: batch 1 vs 8 windows per call
     python benchmarks/bench_eval.py breakdown      # per-stage seconds of eval's per-clip work
     python benchmarks/bench_eval.py step2          # seed's step-2 pattern vs ours, same outputs (ratio)
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import tempfile
 import time
 
@@ -76,8 +78,8 @@ def throughput() -> dict:
     # the models are loaded (a corpus of thousands of clips runs at this rate)
     with tempfile.TemporaryDirectory() as d:
         for i in range(4):
-            for f in files:
-                os.symlink(f, os.path.join(d, f"{i}_{os.path.basename(f)}"))
+            for f in files:  # copies: eval resolves symlinks, and a symlinked corpus is one copy
+                shutil.copy(f, os.path.join(d, f"{i}_{os.path.basename(f)}"))
         for workers in (0, 1, 2):
             big = _eval_run(d, workers)
             small = out[f"eval_workers{workers}"]
@@ -89,14 +91,43 @@ def throughput() -> dict:
     return out
 
 
-def _eval_run(audio, workers: int) -> dict:
+def _eval_run(audio, workers: int, batch_size: int = 8) -> dict:
     from vaelib.evaluate import evaluate
 
     with tempfile.TemporaryDirectory() as d:
         t = _clock()
         evaluate(audio, out=os.path.join(d, "run"), model="bundled", vocoder="griffinlim", device="cpu",
-                 workers=workers, keep_worst=0, progress=False, echo=lambda s: None)
+                 workers=workers, batch_size=batch_size, keep_worst=0, progress=False, echo=lambda s: None)
         return _since(t)
+
+
+def steady(batch_sizes=(1, 8), workers=(0, 2), small=2, big=8) -> dict:
+    """Steady-state × real time of ``evaluate()`` as the issue measures it: the slope between a corpus of the demo
+    eval clips ``small`` times over (2: 107 s of audio) and ``big`` times over (8: 429 s), so that model loading
+    and first-call warm-ups cancel; per batch size (windows per model call; 1 = one window at a time) and worker
+    count, all in one process, one run after the other."""
+    files, waves = _demo()
+    audio_s = sum(w.size for w in waves) / 16000
+    out = {"audio_s_small": small * audio_s, "audio_s_big": big * audio_s, "threads": torch.get_num_threads(),
+           "load_before": os.getloadavg()[0]}
+    _eval_run("demo", 0)  # warm-up: imports, first calls
+    with tempfile.TemporaryDirectory() as ds, tempfile.TemporaryDirectory() as db:
+        for d, k in ((ds, small), (db, big)):
+            for i in range(k):
+                for f in files:  # copies: eval resolves symlinks, and a symlinked corpus is one copy
+                    shutil.copy(f, os.path.join(d, f"{i}_{os.path.basename(f)}"))
+        for b in batch_sizes:
+            for w in workers:
+                t_small, t_big = _eval_run(ds, w, b), _eval_run(db, w, b)
+                slope = (big - small) * audio_s / (t_big["wall_s"] - t_small["wall_s"])
+                cpu = (big - small) * audio_s / (t_big["cpu_s"] - t_small["cpu_s"])
+                out[f"batch{b}_workers{w}"] = {"small_wall_s": t_small["wall_s"], "big_wall_s": t_big["wall_s"],
+                                              "steady_x_real_time": slope, "steady_x_real_time_per_cpu_s": cpu}
+                print(f"batch {b} workers {w}: {slope:.1f}x real time (steady state), small {t_small['wall_s']:.1f} s,"
+                      f" big {t_big['wall_s']:.1f} s", flush=True)
+    out["load_after"] = os.getloadavg()[0]
+    print(json.dumps(out, indent=1))
+    return out
 
 
 def breakdown() -> dict:
@@ -185,11 +216,11 @@ def step2() -> dict:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=("throughput", "breakdown", "step2"))
+    ap.add_argument("what", choices=("throughput", "steady", "breakdown", "step2"))
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    {"throughput": throughput, "breakdown": breakdown, "step2": step2}[args.what]()
+    {"throughput": throughput, "steady": steady, "breakdown": breakdown, "step2": step2}[args.what]()
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ Faults and hostile input (:mod:`vaelib.runlock`):
 from __future__ import annotations
 
 import argparse
+import collections
 import contextvars
 import dataclasses
 import functools
@@ -197,13 +198,17 @@ class Evaluator:
     settings : EvalSettings
     run : dict
         Run-level columns added to every row (``run_hash``, ``model``, ...).
+    batch_size : int
+        Windows per model call (:class:`vaelib.engine.Engine`); the numbers do not depend on it.
     """
 
-    def __init__(self, settings: EvalSettings, run: dict | None = None):
+    def __init__(self, settings: EvalSettings, run: dict | None = None, batch_size: int = 8):
         from .models import load_vae, load_vocoder, resolve_models
 
         t0 = time.perf_counter()
         self.settings = settings
+        #: Windows (or vocoder chunks) per model call of the batched engine (:class:`vaelib.engine.Engine`).
+        self.batch_size = int(batch_size)
         self.choice = resolve_models(settings.model, settings.vocoder)
         self.vae = load_vae(settings.model, device=settings.device)
         self.vocoder = load_vocoder(settings.vocoder, device=settings.device, model=settings.model,
@@ -281,43 +286,81 @@ class Evaluator:
             rows.append({k: (float(v) if isinstance(v, float) else v) for k, v in row.items()})
         return rows
 
+    def engine(self):
+        """A :class:`vaelib.engine.Engine` with this run's models and settings."""
+        from .engine import Engine
+
+        s = self.settings
+        return Engine(self.vae, self.vocoder, s.enhancers, seed=s.seed, windowing=s.windowing(),
+                      batch_size=self.batch_size, allow_foreign_restorer=True)  # checked once in __init__
+
     def process(self, items, pool=None) -> tuple[list[dict], list[dict]]:
         """Evaluate a batch: ``(rows, bad)``; ``bad`` holds ``{path, clip, category, reason}`` per failed file.
 
-        With a ``concurrent.futures`` ``pool``, audio decoding of the next clips and the metrics of finished ones
-        run in its threads while the main thread runs the models.
+        The clips' windows go through the models together (:class:`vaelib.engine.Engine`, ``batch_size`` windows
+        per call). With a ``concurrent.futures`` ``pool``, audio decoding of the next clips and the metrics of
+        finished ones run in its threads while the main thread runs the models. If a batched model call fails
+        (e.g. out of memory), the clips it had not finished are redone one at a time
+        (:meth:`reconstruct`), so that a failure is the failing clip's row, never its neighbours'.
         """
         rows, bad = [], []
         ahead = (pool._max_workers + 1) if pool is not None else 0
         loads = {}
+        fed = collections.deque()  # (item, n_samples) handed to the engine and not yet reconstructed
+        scores = []
+        nxt = [0]  # first item not yet handed to the engine
 
         def want(i):
             if pool is not None and i < len(items) and i not in loads:
                 loads[i] = pool.submit(self.load, items[i])
 
-        scores = []
-        for i, item in enumerate(items):
+        def load(i):
             for j in range(i, i + ahead + 1):
                 want(j)
-            wave, reason = loads.pop(i).result() if i in loads else self.load(item)
-            n, rec = (0, None) if wave is None else (wave.shape[0], None)
-            if wave is not None:
-                try:
-                    rec = self.reconstruct(wave)
-                    reason = _non_finite(rec)
-                except Exception as exc:  # per-clip isolation: MemoryError, CUDA OOM, a model bug...
-                    rec, reason = None, f"round trip failed: {_why(exc)}"
-                if reason:
-                    rec = None
-                del wave  # the reconstruction holds the normalised copy it needs
-            if not n or rec is None:
+            return loads.pop(i).result() if i in loads else self.load(items[i])
+
+        def waves():
+            for i, item in enumerate(items):
+                wave, reason = load(i)
+                nxt[0] = i + 1
+                if wave is None or not wave.shape[0]:
+                    bad.append(_bad_row(item, reason))
+                    continue
+                fed.append((item, wave.shape[0]))
+                yield wave
+                del wave  # the engine holds the normalised copy it needs
+
+        def finish(item, n, rec, reason):
+            reason = reason or _non_finite(rec)
+            if reason:
                 bad.append(_bad_row(item, reason))
-                continue
-            if pool is not None:
+            elif pool is not None:
                 scores.append((item, pool.submit(self._score_or_reason, item, n, rec)))
             else:
                 scores.append((item, self._score_or_reason(item, n, rec)))
-            del rec
+
+        try:
+            with self._autocast():
+                for rec in self.engine().run(waves()):
+                    item, n = fed.popleft()
+                    finish(item, n, rec, None)
+                    del rec
+        except Exception:  # a batched call failed: redo its unfinished clips one at a time, then the rest
+            redo = [item for item, _ in fed] + list(items[nxt[0]:])
+            fed.clear()
+            for item in redo:
+                wave, reason = self.load(item)
+                if wave is None or not wave.shape[0]:
+                    bad.append(_bad_row(item, reason))
+                    continue
+                n, rec = wave.shape[0], None
+                try:
+                    rec = self.reconstruct(wave)
+                except Exception as exc:  # per-clip isolation: MemoryError, CUDA OOM, a model bug...
+                    reason = f"round trip failed: {_why(exc)}"
+                del wave
+                finish(item, n, rec, reason)
+                del rec
         for item, got in scores:
             got_rows, reason = got.result() if pool is not None else got
             if reason:
@@ -727,7 +770,7 @@ def _batches(items, size):
 def _run_local(settings, run_cols, todo, batch_size, workers, journal, bar):
     from concurrent.futures import ThreadPoolExecutor
 
-    ev = Evaluator(settings, run_cols)
+    ev = Evaluator(settings, run_cols, batch_size)
     pool = ThreadPoolExecutor(workers) if workers > 0 else None
     try:
         for batch in _batches(todo, batch_size):
@@ -743,14 +786,14 @@ def _run_local(settings, run_cols, todo, batch_size, workers, journal, bar):
 class _RayEvaluator:
     """Ray Data actor: loads the models once, then runs :meth:`Evaluator.process` on each batch."""
 
-    def __init__(self, settings: dict, run: dict, workers: int = 0):
+    def __init__(self, settings: dict, run: dict, workers: int = 0, batch_size: int = 8):
         import torch
 
         s = dict(settings)
         s["enhancers"] = {k: tuple(v) for k, v in s["enhancers"].items()}
         if s["device"] == "auto":
             s["device"] = "cuda" if torch.cuda.is_available() else "cpu"
-        self.ev = Evaluator(EvalSettings(**s), run)
+        self.ev = Evaluator(EvalSettings(**s), run, batch_size)
         self.workers = workers
 
     def __call__(self, batch):
@@ -780,7 +823,8 @@ def _run_ray(settings, run_cols, todo, batch_size, workers, journal, bar, addres
         s["enhancers"] = {k: [m, p] for k, (m, p) in settings.enhancers.items()}
         ds = ray.data.from_items(todo)
         resources = {"num_gpus": gpus} if gpus else {"num_cpus": 1}
-        ds = ds.map_batches(_RayEvaluator, fn_constructor_kwargs={"settings": s, "run": run_cols},
+        kwargs = {"settings": s, "run": run_cols, "batch_size": batch_size}
+        ds = ds.map_batches(_RayEvaluator, fn_constructor_kwargs=kwargs,
                             batch_size=batch_size, batch_format="pandas", concurrency=actors, **resources)
         for out in ds.iter_batches(batch_size=None, batch_format="pandas"):
             for payload in out["payload"]:
@@ -1048,7 +1092,9 @@ def evaluate(audio, *, model: str = "auto", vocoder: str = "auto", enhancers=Non
     dtype : str
         ``"float32"``, or ``"bfloat16"`` (autocast; CUDA only).
     batch_size : int
-        Clips per batch: per part file, per Ray task. The numbers do not depend on it.
+        Windows per model call (encoder, decoder, vocoder: :class:`vaelib.engine.Engine` packs windows of many
+        clips, and the many windows of a long clip, into one call), and clips per part file and per Ray task.
+        The numbers do not depend on it (float round-off aside).
     workers : int
         Threads that decode audio ahead and compute metrics while the models run (0: all in the main thread).
     engine : str
@@ -1219,7 +1265,9 @@ def add_parser(subparsers, parser_class=argparse.ArgumentParser):
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: auto)")
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
                    help="bfloat16 = CUDA autocast (default: float32)")
-    p.add_argument("--batch-size", type=int, default=8, metavar="N", help="clips per batch / part file (default 8)")
+    p.add_argument("--batch-size", type=int, default=8, metavar="N",
+                   help="windows per model call (VAE, vocoder), and clips per part file / Ray task; the numbers "
+                        "do not depend on it (default 8)")
     p.add_argument("--workers", type=int, default=0, metavar="N",
                    help="threads decoding audio and computing metrics beside the model (default 0)")
     p.add_argument("--engine", default="local", choices=("local", "ray"), help="local (default) or ray")

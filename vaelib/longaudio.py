@@ -8,8 +8,9 @@ in one piece with a mel L1 error of 0.366 nat against the input, but 0.252 nat i
 
 * **VAE windows** of ``window`` frames start every ``hop = window - overlap`` frames; the last one is aligned to
   the end of the file, so every window has the training length (a file no longer than one window is one window,
-  i.e. exactly :func:`vaelib.pipeline.reconstruct`). Each window runs :func:`vaelib.pipeline.reconstruct` (so every
-  enhancer of the registry applies unchanged), with ``seed + k`` for window ``k``.
+  i.e. exactly :func:`vaelib.pipeline.reconstruct`). Each window runs :func:`vaelib.engine.window_stages` (the
+  round trip of :func:`vaelib.pipeline.reconstruct` without the vocoder, so every enhancer of the registry applies
+  unchanged), with ``seed + k`` for window ``k``.
 * **Joined in the mel domain** by a crossfade: between window ``k`` and the next one the weight moves from ``k``
   to ``k + 1`` along a raised-cosine ramp of ``fade`` frames centred in the middle of their regular overlap
   (``c_k = s_k + window - overlap / 2``). The ``(overlap - fade) / 2`` outermost frames of each window get weight
@@ -26,7 +27,9 @@ in one piece with a mel L1 error of 0.366 nat against the input, but 0.252 nat i
 
 Time is linear in the length and memory flat (a few windows of state) — :class:`RoundTrip` is a block-wise
 processor (the streaming API, :mod:`vaelib.stream`, is a thin wrapper); :func:`reconstruct_long` runs it over a
-whole file and returns a :class:`vaelib.pipeline.Reconstruction` (without the latent).
+whole file and returns a :class:`vaelib.pipeline.Reconstruction` (without the latent). Both run one window of one
+clip per model call, as a stream must; :class:`vaelib.engine.Engine` runs the same plan for many clips with many
+windows per call (``vaelib eval``) and gives the same numbers.
 """
 
 from __future__ import annotations
@@ -295,15 +298,17 @@ class RoundTrip:
 
     # ------------------------------------------------------------------------------------------------------
     def _run_window(self, start, length, prev, last):
-        from .pipeline import reconstruct
+        import torch
+
+        from .engine import window_stages
 
         a = (start - self._buf0) * self.hop
-        seg = self._buf[a:a + length * self.hop]
-        rec = reconstruct(seg, self.vae, None, self.enhancers, cfg=self.cfg, seed=self.seed + self.n_windows,
-                          normalise=False, vocode=False, allow_foreign_restorer=True)  # checked in __init__
+        seg = torch.from_numpy(np.ascontiguousarray(self._buf[a:a + length * self.hop]))[None]
+        out = window_stages(self.vae, seg, self.enhancers, [self.seed + self.n_windows], self.cfg)[0]
+        rec = {s: np.ascontiguousarray(m[0, 0].float().cpu().numpy()) for s, m in out.items()}
         self.n_windows += 1
         if self.stages is None:
-            self.stages = [s for s in rec.stages if s != "input"]
+            self.stages = list(rec)
             missing = [s for s in (self._vocode_names or []) if s not in self.stages]
             if missing:
                 raise ValueError(f"cannot vocode unknown stage(s) {missing}; the stages are {self.stages}")
@@ -316,7 +321,7 @@ class RoundTrip:
             acc = self._acc[s]
             if acc.shape[0] < end - self._acc0:
                 acc = np.concatenate([acc, np.zeros((end - self._acc0 - acc.shape[0], acc.shape[1]))])
-            acc[lo - self._acc0:] += wt[lo - start:, None] * rec[s].mel[lo - start:].astype(np.float64)
+            acc[lo - self._acc0:] += wt[lo - start:, None] * rec[s][lo - start:].astype(np.float64)
             self._acc[s] = acc
         if not last:  # every later window starts after this one
             drop = start + 1 - self._buf0
