@@ -54,7 +54,8 @@ def run_lengths(minutes, workdir: Path, gl_iters: int = 32) -> list[dict]:
     env = {**os.environ, "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2", "HF_HUB_OFFLINE": "1"}
     rows = []
     for m in minutes:
-        f = make_file(workdir / f"long_{m:g}min.flac", m)
+        (workdir / "in").mkdir(parents=True, exist_ok=True)  # eval refuses --out in an input folder
+        f = make_file(workdir / "in" / f"long_{m:g}min.flac", m)
         out = workdir / f"eval_{m:g}min"
         cmd = [sys.executable, "-m", "vaelib", "eval", "--audio", str(f), "--out", str(out), "--model", "bundled",
                "--vocoder", "griffinlim", "--device", "cpu", "--no-progress", "--keep-worst", "0",
