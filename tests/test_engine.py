@@ -45,13 +45,17 @@ def _close(a, b, what, tol=1e-5):
 @pytest.mark.parametrize("batch_size", [1, 3, 8])
 def test_engine_equals_one_window_path(models, batch_size):
     """Every stage (mel and waveform) of every clip equals vaelib.longaudio.reconstruct_long, with a stochastic
-    latent enhancer (per-window seeds), a mel-stage restorer, long, short and one-window clips mixed in batches."""
+    latent enhancer (per-window seeds), mel-stage restorers with and without the gate and a shelf, long, short and
+    one-window clips mixed in batches."""
     from vaelib.engine import Engine
     from vaelib.longaudio import reconstruct_long
 
     torch.set_num_threads(1)
+    from vaelib.evaluate import parse_enhancer_spec
+
     vae, voc = models
-    enh = ["seed_hybrid", "learned"]
+    # seeded latent stage; gated restorer (window by window); restorer without gate and a shelf (whole batch)
+    enh = parse_enhancer_spec("seed_hybrid,learned,learned:gate=off,mel_shelf")
     waves = _waves()
     eng = Engine(vae, voc, enh, seed=7, batch_size=batch_size)
     got = list(eng.run(iter(waves)))
