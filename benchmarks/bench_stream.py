@@ -5,7 +5,7 @@
     python benchmarks/bench_stream.py --device cuda   # where a GPU is present
 
 One row per setting: the two training-length windowings (19.2 s / 4.8 s latency, output == the offline round
-trip) and the low-latency presets (:data:`vaelib.stream.LOW_LATENCY_PRESETS`; ``"low"``, 0.60 s, is the
+trip) and the low-latency presets (:data:`vaelib.stream.LOW_LATENCY_PRESETS`; ``"low"``, 0.40 s, is the
 recommended one). Columns:
 
 * ``latency_s``: the stated algorithmic latency (:attr:`Streamer.latency_s`);
@@ -47,6 +47,7 @@ def main(argv=None):
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--block", type=float, default=0.1, help="block length in seconds")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    ap.add_argument("--gl-iters", type=int, default=32, help="Griffin-Lim iterations (offline and streamed)")
     ap.add_argument("--extra", nargs="*", default=[], metavar="C/X/L/F/VX/VL/VF",
                     help="more LowLatency settings, frames: chunk/context/lookahead/fade/voc_context/"
                          "voc_lookahead/voc_fade")
@@ -62,7 +63,7 @@ def main(argv=None):
     from vaelib.stream import LOW_LATENCY_PRESETS, Streamer
 
     vae = load_vae("bundled", device=args.device)
-    voc = load_vocoder("griffinlim", device=args.device)
+    voc = load_vocoder("griffinlim", device=args.device, n_iter=args.gl_iters)
     cfg = vae.mel_config
     files = sorted((demo_dir() / "eval").glob("*.flac")) + sorted((demo_dir() / "train").glob("*.flac"))
     x = np.concatenate([load_audio(f) for f in files])[: int(args.seconds * 16000)]
@@ -81,6 +82,7 @@ def main(argv=None):
 
     base = {"mel": quality(off["vae"].mel), "wave": quality(wave_mel(off["vae"].wave))}
     res = {"audio_s": x.size / 16000, "block_s": args.block, "device": args.device, "threads": args.threads,
+           "gl_iters": args.gl_iters,
            "load_start": os.getloadavg()[0], "offline": {f"{d}_{m}": v for d, (lsd, l1) in base.items()
                                                         for m, v in (("lsd_high", lsd), ("l1", l1))},
            "rows": []}

@@ -72,7 +72,7 @@ def test_streamer_refuses_bad_low_latency_arguments(models):
 
 def test_latency_formula_and_presets():
     """Hand count: chunk + lookahead + fade/2 + voc_lookahead + voc_fade/2 frames of 10 ms."""
-    assert LowLatency().latency_frames == 40 + 8 + 4 + 4 + 4 == 60
+    assert LowLatency().latency_frames == 20 + 8 + 4 + 4 + 4 == 40
     assert LL.latency_frames == 12 + 8 + 2 + 4 + 2
     assert all(p.latency_frames * HOP / SR <= 1.0 for p in LOW_LATENCY_PRESETS.values())
     assert LOW_LATENCY_PRESETS["low"] == LowLatency()

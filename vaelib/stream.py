@@ -64,7 +64,7 @@ class Streamer:
         Window plan (default: the training length, 1024 frames).
     low_latency : LowLatency or str, optional
         Low-latency mode instead of the training-length windows: a :class:`LowLatency` or a preset name of
-        :data:`LOW_LATENCY_PRESETS` (``"low"``: 0.6 s, the recommended one). Not with ``windowing``.
+        :data:`LOW_LATENCY_PRESETS` (``"low"``: 0.4 s, the recommended one). Not with ``windowing``.
     keep_mel : bool
         Keep the decoded log-mel of ``stage`` as it becomes final (:attr:`mel`), e.g. to score the stream.
     """
@@ -194,7 +194,9 @@ class LowLatency:
     frames of future; only the chunk's frames are kept, joined to the neighbours' by a raised-cosine crossfade of
     ``fade`` frames centred on the chunk boundary (0: a hard cut). The vocoder then runs on the mel chunk by
     chunk: ``voc_context`` frames of past mel + the chunk + ``voc_lookahead`` frames of future mel, the waveforms
-    of neighbouring chunks crossfaded over ``voc_fade`` frames (:class:`LowLatencyRoundTrip`).
+    of neighbouring chunks crossfaded over ``voc_fade`` frames; Griffin-Lim starts each chunk from the phases the
+    previous chunk converged to on the frames they share, so the crossfaded waveforms agree in phase
+    (:class:`LowLatencyRoundTrip`).
 
     Attributes
     ----------
@@ -218,10 +220,11 @@ class LowLatency:
     Notes
     -----
     Algorithmic latency (:attr:`latency_frames`): ``chunk + lookahead + fade/2 + voc_lookahead + voc_fade/2``.
-    Constraint ``chunk >= fade/2 + voc_lookahead + voc_fade/2`` keeps every chunk's output non-empty.
+    Constraint ``chunk >= fade/2 + voc_lookahead + voc_fade/2`` keeps every chunk's output non-empty, and
+    ``chunk >= fade/2 + 4`` gives the vocoder at least 4 frames (one STFT window) at a time.
     """
 
-    chunk: int = 40
+    chunk: int = 20
     context: int = 80
     lookahead: int = 8
     fade: int = 8
@@ -245,9 +248,9 @@ class LowLatency:
         if vf < 2 or vf % 2 or vf // 2 > vla or vx + vf < 4:
             raise ValueError(f"LowLatency voc_fade ({vf}) must be even, >= 2, voc_fade/2 <= voc_lookahead ({vla}) "
                              f"and voc_context + voc_fade >= 4 (got voc_context={vx})")
-        if c < fd // 2 + vla + vf // 2:
+        if c < max(fd // 2 + vla + vf // 2, fd // 2 + 4):
             raise ValueError(f"LowLatency chunk ({c}) must be >= fade/2 + voc_lookahead + voc_fade/2 "
-                             f"({fd // 2 + vla + vf // 2})")
+                             f"({fd // 2 + vla + vf // 2}) and >= fade/2 + 4 ({fd // 2 + 4})")
 
     @property
     def latency_frames(self) -> int:
@@ -267,7 +270,7 @@ class LowLatency:
 
 #: Named low-latency settings (``Streamer(..., low_latency="low")``); latencies at 16 kHz.
 LOW_LATENCY_PRESETS = {
-    "low": LowLatency(),  # 0.6 s: the recommended setting (benchmarks/README.md)
+    "low": LowLatency(),  # 0.4 s: the recommended setting (benchmarks/README.md)
     "lowest": LowLatency(chunk=12, context=80, lookahead=4, fade=4, voc_context=16, voc_lookahead=4, voc_fade=4),
     "safe": LowLatency(chunk=48, context=160, lookahead=16, fade=8, voc_context=32, voc_lookahead=8, voc_fade=8),
 }
@@ -311,9 +314,11 @@ class LowLatencyRoundTrip:
     frames ``< F_k = s_k + chunk − fade/2`` are final after it. Vocoder chunk ``k`` then vocodes the final mel
     ``[c_{k-1} − voc_fade/2 − voc_context, F_k)`` with ``c_k = F_k − voc_lookahead`` and keeps the samples
     between ramps of ``voc_fade`` frames centred at ``c_{k-1}`` and ``c_k``: output before ``c_k − voc_fade/2``
-    is final. :meth:`flush` pads the input to a multiple of 4 frames (windows and chunks are clipped there) and
-    returns the rest, cut to the input's length. Windows and chunks depend only on sample positions, so any split
-    of the input gives the same output.
+    is final. Griffin-Lim (:class:`vaelib.models.GriffinLim`, its own iterations and momentum) starts chunk ``k``
+    from the unit phases of chunk ``k - 1``'s result on the frames they share and from its seeded random phases
+    after them; other vocoders (HiFi-GAN) are called on the span as it is. :meth:`flush` pads the input to a
+    multiple of 4 frames (windows and chunks are clipped there) and returns the rest, cut to the input's length.
+    Windows and chunks depend only on sample positions, so any split of the input gives the same output.
     """
 
     def __init__(self, vae, vocoder, settings: LowLatency, enhancers=None, *, stage: str = "vae", seed: int = 0,
@@ -346,6 +351,7 @@ class LowLatencyRoundTrip:
         self._ready = 0  # output samples < _ready are final
         self._emitted = 0
         self._n_frames: int | None = None
+        self._gl_prev = None  # Griffin-Lim: (first frame, end frame, unit phases) of the previous chunk
         self._done = False
         self.keep_mel = bool(keep_mel)
         self._mel_kept: list = []
@@ -439,8 +445,6 @@ class LowLatencyRoundTrip:
 
     def _vocode_ready(self):
         """Vocode every chunk whose mel is final (all the rest at the end)."""
-        from .pipeline import vocode
-
         ll, n = self.ll, self._n_frames
         while self._n_frames is None or self._ready < self._n_frames * self.hop:
             j = self._j
@@ -452,7 +456,7 @@ class LowLatencyRoundTrip:
             prev = c - ll.chunk if j else None
             a = 0 if prev is None else max(0, prev - ll.voc_fade // 2 - ll.voc_context)
             b = n if last else min(full, self._final)
-            wave = vocode(self.vocoder, [self._mel[a - self._mel0:b - self._mel0][None]])[0].astype(np.float64)
+            wave = self._vocode_span(a, b)
             h = self.hop
             wt = _weight(full - a, None if prev is None else prev - a, None if last else c - a, ll.voc_fade, h)
             wt = wt[:(b - a) * h]
@@ -470,6 +474,40 @@ class LowLatencyRoundTrip:
                 self._mel0 = nxt
             if last:
                 break
+
+    def _vocode_span(self, a: int, b: int) -> np.ndarray:
+        """Waveform ``((b - a) * hop,)`` of the final mel frames ``[a, b)``.
+
+        Griffin-Lim starts from the phases its previous chunk converged to on the frames both share (seeded
+        random phases after them), so that neighbouring chunks agree in phase where they are crossfaded; any
+        other vocoder is called on the span as it is.
+        """
+        import torch
+
+        from .models import GriffinLim, _Frames
+        from .pipeline import vocode
+
+        mel = self._mel[a - self._mel0:b - self._mel0]
+        voc = self.vocoder
+        if not isinstance(voc, GriffinLim):
+            return vocode(voc, [mel[None]])[0].astype(np.float64)
+        cfg, n = voc.cfg, b - a
+        with torch.inference_mode():
+            m = torch.from_numpy(np.ascontiguousarray(mel)).float().to(voc.inv_basis.device)
+            mag = torch.clamp(voc.inv_basis @ torch.exp(m).T, min=0.0).T.contiguous()  # (T, F)
+            gen = torch.Generator(device="cpu").manual_seed(voc.seed)
+            phase = torch.rand(mag.shape, generator=gen).to(mag.device) * 2 * torch.pi
+            angles = torch.polar(torch.ones_like(phase), phase)
+            if self._gl_prev is not None:
+                pa, pb, unit = self._gl_prev
+                angles[:min(pb, b) - a] = unit[a - pa:min(pb, b) - pa]
+            frames = _Frames(cfg.n_fft, cfg.hop_length, voc.window, n)
+            wave = voc._iterate(mag[None], angles, frames)
+            spec = frames.stft(wave)[0]
+            self._gl_prev = (a, b, spec / (spec.abs() + 1e-16))
+            offset = cfg.n_fft // 2 - cfg.pad  # as GriffinLim.forward: the front end's frame centres
+            wave = torch.nn.functional.pad(wave, (offset, 0))[0, :n * cfg.hop_length]
+        return wave.float().cpu().numpy().astype(np.float64)
 
     def _emit(self) -> np.ndarray:
         k = self._ready - self._emitted
