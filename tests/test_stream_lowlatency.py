@@ -159,3 +159,14 @@ def test_vae_stage_near_the_mel_projection_and_processor_memory_flat(models):
     assert np.abs(rt.mel - ref).mean() < 1.0
     late = np.array(sizes[len(sizes) // 2:])
     assert (late[:, 0] <= (LL.window + 5) * HOP).all() and (late[:, 1] <= 2 * LL.window).all()
+
+
+def test_enhancer_stage_streams_block_independently(models):
+    """An enhancer's label can be the streamed stage (window k uses seed + k, whatever the block split)."""
+    vae, voc = models
+    x = _signal(6000)
+    kw = {"low_latency": LL, "enhancers": ["seed_contrast"], "stage": "seed_contrast", "seed": 3}
+    a = _run(Streamer(vae, voc, **kw), x, [])
+    b = _run(Streamer(vae, voc, **kw), x, [500] * 11)
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == x.shape and not np.array_equal(a, _run(Streamer(vae, voc, low_latency=LL), x, []))
