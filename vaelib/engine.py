@@ -123,8 +123,8 @@ def _batchable(spec) -> bool:
     seed) and restorers with the consistency gate on. The gate is ill-conditioned on the bundled tiny VAE: its
     factor ``s* = -<a, b> / <b, b>`` comes from round trips of the restored mel, which the tiny VAE amplifies, so the
     few 1e-6 by which a batched convolution differs from a single one moved ``s*`` by up to 10 % of its value in a
-    batch of 3 (measured on the signals of ``tests/test_engine.py``); run window by window, its round trips keep the one-window
-    path's batch of two and its numbers."""
+    batch of 3 (measured on the signals of ``tests/test_engine.py``); run window by window, its round trips keep
+    the one-window path's batch of two and its numbers."""
     enh = _enhance.get(spec.method)
     if enh.uses_seed:
         return False

@@ -24,6 +24,7 @@ from .metrics import HIGH_BAND_HZ
 
 __all__ = [
     "MEL_SPAN",
+    "energy_ratio_figure",
     "mel_scale",
     "clip_note",
     "training_curves_figure",
@@ -506,6 +507,31 @@ def per_clip_change_figure(changes: dict, title: str = "per-clip change of mel L
         ax.set_ylabel("% vs VAE", fontsize=8)
         ax.set_title(method, fontsize=8)
     fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def energy_ratio_figure(per_clip, lost_below: float = 0.9,
+                        title: str = "4-8 kHz mel energy kept, per clip (1 = the input's energy)") -> Figure:
+    """Each clip's high-band energy ratio ``E_out / E_in`` (log axis) for the plain VAE (first column of
+    ``per_clip``, grey) and each restorer (coloured), clips sorted by the VAE's ratio; the dotted line marks
+    ``lost_below`` (clips left of where the grey dots cross it lost energy in the VAE). ``per_clip``: clip × method
+    (:func:`vaelib.study.energy_given_back`)."""
+    fig = Figure(figsize=(7.5, 3.0))
+    ax = fig.add_subplot(1, 1, 1)
+    order = per_clip.sort_values(per_clip.columns[0])
+    x = np.arange(len(order))
+    for k, col in enumerate(order.columns):
+        style = {"color": "grey", "marker": "o", "ms": 6} if k == 0 else {"marker": "^v<>sd"[(k - 1) % 6], "ms": 5}
+        ax.plot(x, order[col].to_numpy(dtype=float), ls="none", label=col, **style)
+    ax.set_yscale("log")
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.axhline(lost_below, color="k", lw=0.6, ls=":")
+    ax.set_xticks(x)
+    ax.set_xticklabels([str(c) for c in order.index], rotation=30, ha="right", fontsize=6)
+    ax.set_ylabel("E_out / E_in (4-8 kHz)", fontsize=8)
+    ax.legend(fontsize=7, loc="best", frameon=True, framealpha=0.8)
+    ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return fig
 

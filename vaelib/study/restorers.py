@@ -15,7 +15,7 @@ from ..enhance import PRESETS as _SEED_PRESETS
 from ..pipeline import encode_decode, score_variants
 
 __all__ = ["SEED_CANDIDATES", "BASELINE_GRIDS", "pairs_from_clips", "compare_restorers", "extremes", "variant_mels",
-           "per_clip_changes", "summary_numbers", "verdict"]
+           "per_clip_changes", "summary_numbers", "verdict", "energy_given_back", "LOST_BELOW"]
 
 #: Seed-report enhancers tried for "best seed setting": the seed report's four settings (notebook 03 sweeps them).
 SEED_CANDIDATES = {name: _SEED_PRESETS[name] for name in ("seed_frequency", "seed_noise", "seed_contrast",
@@ -102,6 +102,49 @@ def compare_restorers(items: list[dict], vae, restorers=("learned", "learned_con
     counts = df[df.label == "vae"].groupby("category").size()
     per_type.columns = [f"{c} ({counts[c]})" for c in per_type.columns]
     return {"rows": rows, "table": table, "per_type": per_type, "chosen": chosen, "groups": order}
+
+
+#: A clip whose plain decode keeps less than this share of the input's 4-8 kHz mel energy "lost" energy.
+LOST_BELOW = 0.9
+
+
+def energy_given_back(result: dict, lost_below: float = LOST_BELOW):
+    """Does each learned restorer give back the high-band energy the VAE lost? (``compare_restorers`` rows.)
+
+    Per clip the 4-8 kHz mel energy ratio ``ρ = E_out / E_in`` (:func:`vaelib.metrics.mel_band_energy_ratio`, 1 =
+    the input's energy) of the plain VAE and of each learned restorer. Per method:
+
+    * ``mean |ln ρ|``: mean over clips of the absolute log ratio (0 = every clip at the input's energy); a
+      restorer that restores brings it below the plain VAE's;
+    * ``geometric mean ρ``: ``exp(mean ln ρ)`` (:data:`vaelib.study.MEAN_RULE`: ratios are averaged
+      geometrically);
+    * over the clips where the VAE *lost* energy (``ρ_vae < lost_below``): the mean ``ln ρ`` of the method
+      (closer to 0 than the VAE's = energy given back) and how many of those clips it moved towards 1
+      (``ln ρ_vae < ln ρ < -ln ρ_vae``: up, without overshooting by more than the VAE's own deficit).
+
+    Returns
+    -------
+    (pandas.DataFrame, pandas.DataFrame)
+        Per clip (clip × method ``ρ``) and the summary (one row per method).
+    """
+    import pandas as pd
+
+    df = pd.DataFrame(result["rows"])
+    labels = ["vae"] + [lab for lab in result["groups"].values() if lab.startswith("learned")]
+    names = {lab: row for row, lab in result["groups"].items()}
+    per_clip = df.pivot_table(index="clip", columns="label", values="ber_high", sort=False)[labels]
+    per_clip.columns = [names.get(lab, lab) for lab in labels]
+    log = np.log(per_clip.astype(float))
+    lost = log.iloc[:, 0] < np.log(lost_below)
+    rows = {}
+    for col in log.columns:
+        moved = (log[col] > log.iloc[:, 0]) & (log[col] < -log.iloc[:, 0])
+        rows[col] = {"mean |ln ρ|": float(log[col].abs().mean()), "geometric mean ρ": float(np.exp(log[col].mean())),
+                     f"clips with ρ_vae < {lost_below:g}": int(lost.sum()),
+                     "mean ln ρ there": float(log.loc[lost, col].mean()) if lost.any() else float("nan"),
+                     "of them moved towards 1": int((moved & lost).sum()) if col != log.columns[0] else 0}
+    counts = [f"clips with ρ_vae < {lost_below:g}", "of them moved towards 1"]
+    return per_clip, pd.DataFrame(rows).T.astype(dict.fromkeys(counts, int))
 
 
 def extremes(result: dict) -> dict:
