@@ -411,15 +411,13 @@ def test_score_many_equals_the_single_metric_functions(varied_signals):
                 assert many[name][key] == pytest.approx(v, rel=1e-6, abs=1e-9, nan_ok=True), (name, key)
 
 
-def test_score_many_batches_rows_like_single_signals(varied_signals, monkeypatch):
-    """A batch of reconstructions gives each row's numbers as if it were scored alone (bit for bit), and
-    splitting the batch (long clips: at most _BATCH_SAMPLES samples at once) changes nothing."""
+def test_score_rows_of_a_batch_equal_rows_alone(varied_signals):
+    """_Batch analyses rows independently: scoring stacked reconstructions gives each one's score."""
     ref, ests = varied_signals[0]
-    together = M.score_many(ref, ests)
-    alone = {name: M.score(ref, est) for name, est in ests.items()}
-    assert together == alone
-    monkeypatch.setattr(M, "_BATCH_SAMPLES", 2 * N)  # two rows per batch
-    assert M.score_many(ref, ests) == alone
+    a = M._Batch(ref[None], SR, MelConfig())
+    rows = M._score_rows(a, M._Batch(np.stack(list(ests.values())), SR, MelConfig()), True, True)
+    for row, (name, est) in zip(rows, ests.items(), strict=True):
+        assert row == pytest.approx(M.score(ref, est), rel=1e-12, abs=1e-15, nan_ok=True), name
     quick = M.score_many(ref, ests, extended=False, lsd=False)
     for name, est in ests.items():
         want = _single_metric_scores(ref, est, extended=False)
@@ -427,13 +425,26 @@ def test_score_many_batches_rows_like_single_signals(varied_signals, monkeypatch
         assert quick[name] == pytest.approx(want, rel=1e-6, abs=1e-9, nan_ok=True)
 
 
-def test_lsd_power_equals_librosa_stft(noise, lowpassed):
-    x = np.stack([noise, lowpassed, np.zeros(N)])
-    p = M._lsd_power(x, 743, 160)
-    for row, sig in zip(p, x, strict=True):
-        mag = M._lsd_mag(sig, 743, 160, "constant")  # librosa, (bins, frames)
-        np.testing.assert_allclose(np.sqrt(row.T), mag, rtol=0, atol=1e-12 * mag.max(initial=1.0))
-    assert not p[2].any()  # digital silence stays exactly zero
+def test_logmel_equals_wav_to_mel(noise, lowpassed):
+    cfg = MelConfig()
+    for x in (noise, lowpassed[:-333], np.zeros(5000)):  # exact frames, padded to a multiple, digital silence
+        np.testing.assert_allclose(M._logmel(x[None], cfg)[0], wav_to_mel(x, cfg)[0].numpy(), rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="too short for the front end"):
+        M._logmel(np.zeros((1, 100)), MelConfig(time_multiple=1))
+
+
+@pytest.mark.parametrize("n_fft, hop", [(743, 160), (1024, 256), (9, 4)])
+def test_lsd_power_equals_librosa_stft(noise, lowpassed, n_fft, hop):
+    onset = np.concatenate([np.zeros(N // 2 + 7), noise[:N // 2 - 7]])  # silence, then loud: frames paired across
+    x = np.stack([noise, lowpassed, onset, np.zeros(N)])
+    for rows in (x, x[:, :-hop]):  # an even and an odd number of frames
+        p = M._lsd_power(rows, n_fft, hop)
+        for row, sig in zip(p, rows, strict=True):
+            mag = M._lsd_mag(sig, n_fft, hop, "constant")  # librosa, (bins, frames)
+            assert row.shape == mag.T.shape
+            np.testing.assert_allclose(np.sqrt(row.T), mag, rtol=0, atol=1e-12 * mag.max(initial=1.0))
+            np.testing.assert_array_equal(row.T == 0, mag == 0)  # digital silence exactly zero, as librosa's
+        assert not p[3].any()
 
 
 def test_welch_of_rows_equals_welch_of_each_row(noise, lowpassed):
