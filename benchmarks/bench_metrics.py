@@ -1,18 +1,22 @@
 """What each waveform metric of ``vaelib eval`` costs: ``metrics.score_many`` of 1 original + 3 stages, 10.24 s.
 
-    python benchmarks/bench_metrics.py                # 1 and 2 threads, before vs after, 15 repeats
-    python benchmarks/bench_metrics.py --threads 1 --repeats 31 --json out.json
+    python benchmarks/bench_metrics.py                # 1 and 2 threads, before vs after
+    python benchmarks/bench_metrics.py --threads 2 --rounds 3 --repeats 10 --stacked --json out.json
 
-"before" is the per-signal implementation ``score_many`` had until this file was added (each signal analysed on
-its own: librosa's STFT for LSD, one ``torch.stft`` call per signal and resolution, LSD's per-bin term computed
-three times, the original's mrSTFT logs once per stage), reproduced below as ``Before`` so both run in one process
-on the same signals; "after" is today's :mod:`vaelib.metrics` (``_Batch`` per signal: ``torch.stft`` for LSD,
-the log-mel's magnitude and filter bank in numpy, LSD's per-bin term once, the original's mrSTFT logs once).
-``--stacked`` adds the stages analysed as one batch of rows (slower on CPU: the reason score_many does not
-stack them). Each component is timed on its own, before and after
-interleaved (so both see the same machine load), median wall milliseconds of ``--repeats``; a thread count runs
-in a subprocess with ``torch.set_num_threads`` and the BLAS / OpenMP thread variables set to it. Analyses are for
-all four signals, pairwise rows for all three pairs; the last rows are the whole ``score_many`` call.
+"before" is the per-signal implementation ``score_many`` had until this file was added (librosa's STFT for LSD,
+torch's complex ``abs`` and filter bank for the log-mel, LSD's per-bin term computed three times, the original's
+mrSTFT logs once per stage, inner products by BLAS), reproduced below as ``Before`` so both run on the same
+signals; "after" is today's :mod:`vaelib.metrics` (``_Batch`` per signal). ``--stacked`` adds the stages'
+analyses as one batch of rows (slower on CPU: why score_many does not stack them).
+
+With more than one thread each side runs in its own child process (``--rounds`` per side, sides alternating, so
+both see the same machine load): BLAS calls of one side leave OpenBLAS threads spinning that would slow the
+other. With one thread the sides are interleaved in one process per round (no spinning threads; the closest
+comparison). A child sets
+``torch.set_num_threads`` and ``OMP/OPENBLAS/MKL_NUM_THREADS`` to the thread count (on a 2-core machine what
+``vaelib eval`` gets by default for 2), times every component on its own, interleaved within each repeat, and the
+parent prints the median wall ms. Analyses are for all four signals, pairwise rows for all three pairs; the last
+rows are the whole ``score_many`` call.
 """
 
 from __future__ import annotations
@@ -178,8 +182,8 @@ def _after_pairwise():
             "Welch: ber, flatness": M._rows_welch, "mel_err_db": M._rows_mel, "claims_ret": M._rows_claims}
 
 
-def _median_ms(fns: dict, repeats: int) -> dict:
-    """Median wall ms of each callable, the callables interleaved within every repeat."""
+def _times(fns: dict, repeats: int) -> dict:
+    """Wall seconds of each callable per repeat, the callables interleaved within every repeat."""
     times = {k: [] for k in fns}
     for f in fns.values():
         f()  # warm-up
@@ -188,10 +192,59 @@ def _median_ms(fns: dict, repeats: int) -> dict:
             t = time.perf_counter()
             f()
             times[k].append(time.perf_counter() - t)
-    return {k: 1e3 * float(np.median(v)) for k, v in times.items()}
+    return times
 
 
-def measure(threads: int, repeats: int, stacked: bool = False) -> dict:
+def _components(side: str, ref, ests, cfg) -> dict:
+    """label -> callable, for one side ("before", "after" or "stacked")."""
+    from vaelib import metrics as M
+
+    signals = (ref, *ests.values())
+    fns = {}
+    if side == "before":
+        for label, (attr, _) in ANALYSES.items():
+            if attr is not None:
+                fns[label] = (lambda attr=attr: [getattr(Before(x, cfg), attr) for x in signals])
+        a_old, b_old = Before(ref, cfg), [Before(x, cfg) for x in ests.values()]
+        for obj in (a_old, *b_old):
+            for attr, _ in ANALYSES.values():
+                getattr(obj, attr or "head")
+        for label, fn in BEFORE_PAIRWISE.items():
+            fns[label] = (lambda fn=fn: [fn(a_old, b, {}) for b in b_old])
+        fns["whole score_many call"] = lambda: before_score_many(ref, ests, cfg)
+    elif side == "after":
+        for label, (_, attr) in ANALYSES.items():
+            if attr == "mrstft_logs":  # the logs alone, of magnitudes computed beforehand
+                objs = [M._Batch(x[None], SR, cfg) for x in signals]
+                for o in objs:
+                    _ = o.mrstft_mags
+
+                def f(objs=objs):
+                    for o in objs:
+                        o.__dict__.pop("mrstft_logs", None)
+                        _ = o.mrstft_logs
+                fns[label] = f
+            else:
+                fns[label] = (lambda attr=attr: [getattr(M._Batch(x[None], SR, cfg), attr) for x in signals])
+        a_new, b_new = M._Batch(ref[None], SR, cfg), [M._Batch(x[None], SR, cfg) for x in ests.values()]
+        for obj in (a_new, *b_new):
+            for _, attr in ANALYSES.values():
+                getattr(obj, attr)
+        for label, fn in _after_pairwise().items():
+            fns[label] = (lambda fn=fn: [fn(a_new, b, [{}]) for b in b_new])
+        fns["whole score_many call"] = lambda: M.score_many(ref, ests, sr=SR, cfg=cfg)
+    else:  # stacked: the original alone, the three stages as one batch of rows
+        stack = np.stack(list(ests.values()))
+        for label, (_, attr) in ANALYSES.items():
+            if attr == "mrstft_logs":
+                continue
+            fns[label] = (lambda attr=attr: (getattr(M._Batch(ref[None], SR, cfg), attr),
+                                             getattr(M._Batch(stack, SR, cfg), attr)))
+    return fns
+
+
+def measure(threads: int, repeats: int, sides: list[str]) -> dict:
+    """Seconds per repeat of every component of ``sides``, interleaved, in this process."""
     import torch
 
     torch.set_num_threads(threads)
@@ -200,80 +253,43 @@ def measure(threads: int, repeats: int, stacked: bool = False) -> dict:
 
     cfg = MelConfig()
     ref, ests = _signals()
-    stack = np.stack(list(ests.values()))
-    res = {"threads": threads, "repeats": repeats, "load_before": os.getloadavg(), "rows": []}
-    # whole-call equality first: the comparison is between equal outputs
+    fns = {f"{side}|{label}": f for side in sides for label, f in _components(side, ref, ests, cfg).items()}
+    res = {"threads": threads, "load": [os.getloadavg()[0], None]}
+    res["times"] = _times(fns, repeats)
+    res["load"][1] = os.getloadavg()[0]
+    # after the timing: the before code's BLAS calls must not run beside the timed code
     got, want = M.score_many(ref, ests, sr=SR, cfg=cfg), before_score_many(ref, ests, cfg)
     res["max_rel_diff"] = max(abs(got[s][k] - v) / max(abs(v), 1e-300)
                               for s in ests for k, v in want[s].items() if v == v)
-
-    def analyse_before(attr):
-        def f():
-            for x in (ref, *ests.values()):
-                getattr(Before(x, cfg), attr)
-        return f
-
-    def analyse_after(attr):
-        if attr == "mrstft_logs":  # the logs alone, of magnitudes computed beforehand
-            objs = [M._Batch(x[None], SR, cfg) for x in (ref, *ests.values())]
-            for o in objs:
-                _ = o.mrstft_mags
-
-            def f():
-                for o in objs:
-                    o.__dict__.pop("mrstft_logs", None)
-                    _ = o.mrstft_logs
-            return f
-
-        def f():
-            for x in (ref, *ests.values()):
-                getattr(M._Batch(x[None], SR, cfg), attr)
-        return f
-
-    def analyse_stacked(attr):
-        def f():
-            getattr(M._Batch(ref[None], SR, cfg), attr)
-            getattr(M._Batch(stack, SR, cfg), attr)
-        return f
-
-    fns = {}
-    for label, (old, new) in ANALYSES.items():
-        if old is not None:
-            fns[("before", label)] = analyse_before(old)
-        fns[("after", label)] = analyse_after(new)
-        if stacked:
-            fns[("stacked", label)] = analyse_stacked(new)
-    # pairwise maths on analyses computed beforehand
-    a_old = Before(ref, cfg)
-    b_old = [Before(x, cfg) for x in ests.values()]
-    a_new, b_new = M._Batch(ref[None], SR, cfg), [M._Batch(x[None], SR, cfg) for x in ests.values()]
-    for obj in (a_old, *b_old, a_new, *b_new):
-        for old, new in ANALYSES.values():
-            getattr(obj, new if isinstance(obj, M._Batch) else (old or "head"))
-    after_pw = _after_pairwise()
-    for label, fn in BEFORE_PAIRWISE.items():
-        fns[("before", label)] = (lambda fn=fn: [fn(a_old, b, {}) for b in b_old])
-        fns[("after", label)] = (lambda fn=after_pw[label]: [fn(a_new, b, [{}]) for b in b_new])
-    fns[("before", "whole score_many call")] = lambda: before_score_many(ref, ests, cfg)
-    fns[("after", "whole score_many call")] = lambda: M.score_many(ref, ests, sr=SR, cfg=cfg)
-    ms = _median_ms(fns, repeats)
-    labels = list(dict.fromkeys(label for _, label in fns))
-    for label in labels:
-        res["rows"].append({"component": label, "before_ms": ms.get(("before", label)),
-                            "after_ms": ms[("after", label)], "stacked_ms": ms.get(("stacked", label))})
-    res["load_after"] = os.getloadavg()
     return res
 
 
+def combine(children: list[dict]) -> dict:
+    """Median ms per (side, component) over all children of one thread count."""
+    times: dict = {}
+    for c in children:
+        for key, v in c["times"].items():
+            times.setdefault(tuple(key.split("|")), []).extend(v)
+    ms = {k: 1e3 * float(np.median(v)) for k, v in times.items()}
+    labels = [*ANALYSES, *BEFORE_PAIRWISE, "whole score_many call"]
+    rows = [{"component": label, "before_ms": ms.get(("before", label)), "after_ms": ms.get(("after", label)),
+             "stacked_ms": ms.get(("stacked", label))} for label in labels]
+    return {"threads": children[0]["threads"], "repeats": len(times[("after", "whole score_many call")]),
+            "load": [min(c["load"][0] for c in children), max(c["load"][1] for c in children)],
+            "max_rel_diff": max(c.get("max_rel_diff", 0.0) for c in children), "rows": rows}
+
+
 def _table(res: dict) -> str:
-    lines = [f"threads {res['threads']}, median of {res['repeats']}, load {res['load_before'][0]:.2f} -> "
-             f"{res['load_after'][0]:.2f}, outputs equal to {res['max_rel_diff']:.1e} relative",
+    lines = [f"threads {res['threads']}, {res['how']}, median of {res['repeats']}, "
+             f"load {res['load'][0]:.2f}-{res['load'][1]:.2f}, outputs equal to {res['max_rel_diff']:.1e} relative",
              f"{'component (1 ref + 3 stages, 10.24 s)':42s} {'before ms':>10s} {'after ms':>10s} "
              f"{'after/before':>13s}" + (f" {'stacked ms':>11s}" if res["rows"][0].get("stacked_ms") else "")]
     for r in res["rows"]:
         b, a = r["before_ms"], r["after_ms"]
-        ratio = f"{a / b:13.2f}" if b else f"{'(in pairwise)':>13s}"
+        ratio = f"{a / b:13.2f}" if b and a else f"{'(in pairwise)':>13s}"
         st = f" {r['stacked_ms']:11.1f}" if r.get("stacked_ms") else ""
+        if b is None and a is None:
+            continue
         lines.append(f"{r['component']:42s} {b if b is not None else float('nan'):10.1f} {a:10.1f} {ratio}{st}")
     whole = res["rows"][-1]
     lines.append(f"{'per stage (whole call / 3)':42s} {whole['before_ms'] / STAGES:10.1f} "
@@ -284,21 +300,32 @@ def _table(res: dict) -> str:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, nargs="*", default=[1, 2])
-    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--repeats", type=int, default=8, help="repeats per child process")
+    ap.add_argument("--rounds", type=int, default=2, help="child processes per side, alternating sides")
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--stacked", action="store_true", help="also time the stages' analyses stacked as rows")
-    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--separate", choices=("auto", "yes", "no"), default="auto",
+                    help="one child process per side (auto: with more than one thread, where BLAS threads spin)")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        print(json.dumps(measure(args.threads[0], args.repeats, args.stacked)))
+        print(json.dumps(measure(args.threads[0], args.repeats, args.child.split(","))))
         return
     results = []
+    sides = ["before", "after"] + ["stacked"] * args.stacked
     for t in args.threads:
         env = dict(os.environ, OMP_NUM_THREADS=str(t), OPENBLAS_NUM_THREADS=str(t), MKL_NUM_THREADS=str(t))
-        cmd = [sys.executable, __file__, "--child", "--threads", str(t), "--repeats", str(args.repeats)]
-        out = subprocess.run(cmd + ["--stacked"] * args.stacked, env=env, check=True, stdout=subprocess.PIPE,
-                             text=True).stdout
-        results.append(json.loads(out.strip().splitlines()[-1]))
+        children = []
+        separate = args.separate == "yes" or (args.separate == "auto" and t > 1)
+        groups = [[side] for side in sides] if separate else [sides]
+        for _ in range(args.rounds):
+            for group in groups:
+                cmd = [sys.executable, __file__, "--child", ",".join(group), "--threads", str(t), "--repeats",
+                       str(args.repeats)]
+                out = subprocess.run(cmd, env=env, check=True, stdout=subprocess.PIPE, text=True).stdout
+                children.append(json.loads(out.strip().splitlines()[-1]))
+        results.append(combine(children))
+        results[-1]["how"] = "one process per side" if separate else "sides interleaved in one process"
         print(_table(results[-1]), end="\n\n", flush=True)
     if args.json:
         with open(args.json, "w") as fh:

@@ -212,12 +212,27 @@ def correlation(ref, est) -> float:
         Correlation in [-1, 1].
     """
     o, r = _pair(ref, est)
+    return _correlation(o, r, np.dot)
+
+
+def _correlation(o: np.ndarray, r: np.ndarray, dot) -> float:
+    """:func:`correlation` of validated, equal-length signals, with inner products ``dot``."""
     if np.ptp(o) == 0.0 or np.ptp(r) == 0.0:  # test before centring: x - mean(x) of a constant need not be 0
         return 0.0
     o = o - o.mean()
     r = r - r.mean()
-    den = math.sqrt(float(np.dot(o, o)) * float(np.dot(r, r)))
-    return float(np.clip(np.dot(o, r) / den, -1.0, 1.0))
+    den = math.sqrt(float(dot(o, o)) * float(dot(r, r)))
+    return float(np.clip(dot(o, r) / den, -1.0, 1.0))
+
+
+def _dot_no_blas(a: np.ndarray, b: np.ndarray) -> float:
+    """``a · b`` by numpy's pairwise summation instead of BLAS (the same value to float rounding).
+
+    What :func:`score` uses: OpenBLAS threads ``ddot`` on long vectors and leaves its threads spinning after the
+    call; on a 2-core machine they take the cores from torch's threads and :func:`score_many` ran 2-3× slower
+    with 2 threads than with one (``benchmarks/README.md``, "metrics cost").
+    """
+    return float(np.sum(a * b))
 
 
 def band_retention_claims(ref, est, sr: int = 16000, n: int = _SEED_N) -> dict[str, float]:
@@ -627,12 +642,17 @@ def si_sdr(ref, est, eps: float = 1e-8) -> float:
         SI-SDR in dB.
     """
     o, r = _pair(ref, est)
+    return _si_sdr(o, r, eps, np.dot)
+
+
+def _si_sdr(o: np.ndarray, r: np.ndarray, eps: float, dot) -> float:
+    """:func:`si_sdr` of validated, equal-length signals, with inner products ``dot``."""
     o = o - o.mean()
     r = r - r.mean()
-    alpha = (float(np.dot(r, o)) + eps) / (float(np.dot(o, o)) + eps)
+    alpha = (float(dot(r, o)) + eps) / (float(dot(o, o)) + eps)
     target = alpha * o
     noise = target - r
-    return float(10.0 * np.log10((np.dot(target, target) + eps) / (np.dot(noise, noise) + eps)))
+    return float(10.0 * np.log10((dot(target, target) + eps) / (dot(noise, noise) + eps)))
 
 
 def _flatness(p: np.ndarray, floor: float) -> float:
@@ -1067,7 +1087,8 @@ def _logmel(x: np.ndarray, cfg) -> np.ndarray:
     The same steps — zero-pad to a multiple of ``cfg.time_multiple`` frames, reflect-pad ``cfg.pad``, periodic
     Hann ``torch.stft`` with ``center=False``, Slaney filter bank, ``log(max(·, 1e-5))`` — with the magnitude
     taken as ``sqrt(re² + im²)`` in numpy instead of torch's complex ``abs`` (``hypot``, 3× slower here) and the
-    filter-bank product in numpy; equal to ``wav_to_mel`` to float rounding (tested).
+    filter bank applied to ``(frames, bins)`` rows (no transposes); equal to ``wav_to_mel`` to float rounding
+    (tested). The product stays in torch: numpy's (OpenBLAS) thread pool beside torch's oversubscribes two cores.
     """
     import torch
 
@@ -1081,7 +1102,7 @@ def _logmel(x: np.ndarray, cfg) -> np.ndarray:
     spec = torch.stft(t, n_fft=cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length, window=window,
                       center=False, return_complex=True)
     s = spec.transpose(-2, -1).numpy()  # (rows, frames, bins), contiguous
-    mel = np.sqrt(s.real**2 + s.imag**2) @ mel_basis(cfg, dtype=torch.float64).numpy().T
+    mel = (torch.from_numpy(np.sqrt(s.real**2 + s.imag**2)) @ mel_basis(cfg, dtype=torch.float64).T).numpy()
     np.maximum(mel, LOG_CLAMP, out=mel)
     return np.log(mel, out=mel)[:, None]
 
@@ -1105,13 +1126,14 @@ def _score_rows(a: _Batch, b: _Batch, lsd: bool, extended: bool) -> list[dict[st
 
 
 def _rows_seed(a: _Batch, b: _Batch, outs, extended: bool) -> None:
-    """``snr_db``, ``correlation`` (and ``si_sdr``): :func:`snr_db`, :func:`correlation`, :func:`si_sdr`."""
+    """``snr_db``, ``correlation`` (and ``si_sdr``): :func:`snr_db`, :func:`correlation`, :func:`si_sdr`, their inner
+    products without BLAS (:func:`_dot_no_blas`)."""
     o = a.x[0]
     for out, r in zip(outs, b.x, strict=True):
         out["snr_db"] = snr_db(o, r)
-        out["correlation"] = correlation(o, r)
+        out["correlation"] = _correlation(o, r, _dot_no_blas)
         if extended:
-            out["si_sdr"] = si_sdr(o, r)
+            out["si_sdr"] = _si_sdr(o, r, 1e-8, _dot_no_blas)
 
 
 def _rows_lsd(a: _Batch, b: _Batch, outs) -> None:
@@ -1145,7 +1167,7 @@ def _rows_mrstft(a: _Batch, b: _Batch, outs) -> None:
     for t, e, lt, le in zip(a.mrstft_mags, b.mrstft_mags, a.mrstft_logs, b.mrstft_logs, strict=True):
         diff = e - t
         diff *= diff
-        sc.append(np.sqrt(diff.sum(axis=(-2, -1))) / np.linalg.norm(t[0]))
+        sc.append(np.sqrt(diff.sum(axis=(-2, -1))) / np.sqrt(_dot_no_blas(t[0], t[0])))
         diff = np.subtract(le, lt, out=diff)
         mag.append(np.abs(diff, out=diff).mean(axis=(-2, -1)))
     sc, mag = np.array(sc), np.array(mag)  # (resolutions, rows)
