@@ -229,8 +229,8 @@ def _dot_no_blas(a: np.ndarray, b: np.ndarray) -> float:
     """``a · b`` by numpy's pairwise summation instead of BLAS (the same value to float rounding).
 
     What :func:`score` uses: OpenBLAS threads ``ddot`` on long vectors and leaves its threads spinning after the
-    call; on a 2-core machine they take the cores from torch's threads and :func:`score_many` ran 2-3× slower
-    with 2 threads than with one (``benchmarks/README.md``, "metrics cost").
+    call; on a 2-core machine they take the cores from torch's threads, and :func:`score_many` ran about 2× slower
+    with 2 threads than with one (``benchmarks/README.md``, "Metrics cost").
     """
     return float(np.sum(a * b))
 
@@ -1009,7 +1009,7 @@ def score_many(ref, ests, sr: int = 16000, cfg=None, lsd: bool = True, extended:
     values (tested) — but the spectra, PSD, log-mel and mrSTFT logs of ``ref`` are computed once per distinct
     common length instead of once per reconstruction (a round trip scores two or more stages against one
     input). The reconstructions are analysed one at a time: stacking them into batched STFT calls was measured
-    slower on CPU (1.2-1.5×: the stacked spectra fall out of cache; ``benchmarks/README.md``, "metrics cost").
+    slower on CPU (1.0-1.6×: the stacked spectra fall out of cache; ``benchmarks/README.md``, "Metrics cost").
 
     Parameters
     ----------
