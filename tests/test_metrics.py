@@ -266,8 +266,11 @@ def test_score_matches_the_individual_functions(noise, lowpassed):
     assert set(s) == SCORE_KEYS
     assert all(isinstance(v, float) for v in s.values())
     assert s["snr_db"] == pytest.approx(M.snr_db(noise, lowpassed), rel=1e-12)
-    assert s["lsd_hf"] == pytest.approx(M.lsd_hf(noise, lowpassed), rel=1e-12)
-    assert s["lsd_lf"] == pytest.approx(M.lsd_lf(noise, lowpassed), rel=1e-12)
+    # score's LSD STFT is a batched torch.stft, lsd's is librosa's: equal to float rounding (4e-12 relative here,
+    # where the stop band of `lowpassed` sits 96 dB down); test_score_many_equals_the_single_metric_functions
+    # checks every key on more signals
+    assert s["lsd_hf"] == pytest.approx(M.lsd_hf(noise, lowpassed), rel=1e-9)
+    assert s["lsd_lf"] == pytest.approx(M.lsd_lf(noise, lowpassed), rel=1e-9)
     assert s["mrstft"] == pytest.approx(M.mrstft(noise, lowpassed), rel=1e-12)
     assert s["ber_high"] == pytest.approx(M.band_energy_ratio(noise, lowpassed)["high"], rel=1e-12)
     assert s["hf_flatness"] == pytest.approx(M.hf_flatness(lowpassed), rel=1e-12)
@@ -349,3 +352,102 @@ def test_score_refuses_signals_shorter_than_the_lsd_window():
     with pytest.raises(ValueError, match="too short for LSD"):
         M.score_many(x, {"a": x})
     assert "lsd" not in M.score(x, x, lsd=False, extended=False)
+
+
+def _single_metric_scores(ref, est, extended=True):
+    """score()'s keys computed by the public one-metric functions (the definitions score_many must equal)."""
+    n = min(len(ref), len(est))
+    out = {"snr_db": M.snr_db(ref, est), "correlation": M.correlation(ref, est)}
+    if extended:
+        out["si_sdr"] = M.si_sdr(ref, est)
+    out.update(lsd=M.lsd(ref, est), lsd_lf=M.lsd_lf(ref, est), lsd_hf=M.lsd_hf(ref, est))
+    if extended:
+        parts = M.mrstft(ref, est, return_parts=True)
+        out.update(mrstft=parts["mrstft"], mrstft_sc=parts["sc"], mrstft_mag=parts["mag"])
+    out.update({f"ber_{k}": v for k, v in M.band_energy_ratio(ref, est).items()})
+    out.update(hf_flatness=M.hf_flatness(est[:n]), hf_flatness_ref=M.hf_flatness(ref[:n]),
+               added_hf_flatness=M.added_hf_flatness(ref, est))
+    if extended:
+        out.update({f"mel_err_db_{k}": v for k, v in M.mel_band_error_db(ref, est).items()})
+    out.update({f"claims_ret_{k}": v for k, v in M.band_retention_claims(ref, est).items()})
+    return out
+
+
+@pytest.fixture(scope="module")
+def varied_signals(noise, lowpassed, tonal_ref):
+    """(ref, {name: est}) cases: noise, filtered, tonal, DC offset, digital silence, short and unequal lengths."""
+    rng = np.random.default_rng(7)
+    tonal, _ = tonal_ref
+    silent_start = noise.copy()
+    silent_start[:SR // 2] = 0.0  # half a second of digital silence in both (all-zero frames)
+    gapped = lowpassed.copy()
+    gapped[SR:SR + 4000] = 0.0
+    speechy = sosfiltfilt(butter(4, [300, 3400], btype="band", fs=SR, output="sos"), rng.standard_normal(N))
+    speechy *= np.repeat(rng.random(N // 1600) ** 2, 1600)  # a loud/quiet envelope every 0.1 s
+    # as read from a 16-bit file: without the quantisation floor, filtfilt's far stop band in the quiet blocks
+    # sits 140 dB below the frames' DC bin, at float64 FFT rounding, which two STFT implementations round
+    # differently (1e-6 relative on lsd_hf there)
+    speechy = np.round(speechy * 32767) / 32767
+    return [
+        (noise, {"low": lowpassed, "half": 0.5 * noise, "noisy": noise + 0.05 * rng.standard_normal(N),
+                 "delay": np.concatenate([[0.0], noise[:-1]])}),
+        (tonal, {"hf_noise": tonal + 0.01 * noise, "lp": lowpassed, "short": tonal[:-777] * 0.9}),
+        (silent_start, {"same": silent_start, "gapped": np.concatenate([np.zeros(SR // 2), gapped[SR // 2:]])}),
+        (speechy + 0.2, {"dc_kept": speechy + 0.2 + 0.01 * noise, "dc_lost": speechy}),
+        (noise[:5000], {"short_a": lowpassed[:5000], "longer_b": lowpassed[:9000]}),  # shorter than _SEED_N
+    ]
+
+
+def test_score_many_equals_the_single_metric_functions(varied_signals):
+    """score_many (batched, shared analyses) = the public one-metric functions, to float rounding."""
+    for ref, ests in varied_signals:
+        many = M.score_many(ref, ests)
+        assert list(many) == list(ests)
+        for name, est in ests.items():
+            want = _single_metric_scores(ref, est)
+            assert list(many[name]) == list(M.score(ref, est))  # same keys, same order
+            assert set(many[name]) == SCORE_KEYS
+            for key, v in want.items():
+                assert many[name][key] == pytest.approx(v, rel=1e-6, abs=1e-9, nan_ok=True), (name, key)
+
+
+def test_score_rows_of_a_batch_equal_rows_alone(varied_signals):
+    """_Batch analyses rows independently: scoring stacked reconstructions gives each one's score."""
+    ref, ests = varied_signals[0]
+    a = M._Batch(ref[None], SR, MelConfig())
+    rows = M._score_rows(a, M._Batch(np.stack(list(ests.values())), SR, MelConfig()), True, True)
+    for row, (name, est) in zip(rows, ests.items(), strict=True):
+        assert row == pytest.approx(M.score(ref, est), rel=1e-12, abs=1e-15, nan_ok=True), name
+    quick = M.score_many(ref, ests, extended=False, lsd=False)
+    for name, est in ests.items():
+        want = _single_metric_scores(ref, est, extended=False)
+        del want["lsd"], want["lsd_lf"], want["lsd_hf"]
+        assert quick[name] == pytest.approx(want, rel=1e-6, abs=1e-9, nan_ok=True)
+
+
+def test_logmel_equals_wav_to_mel(noise, lowpassed):
+    cfg = MelConfig()
+    for x in (noise, lowpassed[:-333], np.zeros(5000)):  # exact frames, padded to a multiple, digital silence
+        np.testing.assert_allclose(M._logmel(x[None], cfg)[0], wav_to_mel(x, cfg)[0].numpy(), rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="too short for the front end"):
+        M._logmel(np.zeros((1, 100)), MelConfig(time_multiple=1))
+
+
+@pytest.mark.parametrize("n_fft, hop", [(743, 160), (1024, 256), (9, 4)])
+def test_lsd_power_equals_librosa_stft(noise, lowpassed, n_fft, hop):
+    onset = np.concatenate([np.zeros(N // 2 + 7), noise[:N // 2 - 7]])  # silence, then loud: frames paired across
+    x = np.stack([noise, lowpassed, onset, np.zeros(N)])
+    for rows in (x, x[:, :-hop]):  # an even and an odd number of frames
+        p = M._lsd_power(rows, n_fft, hop)
+        for row, sig in zip(p, rows, strict=True):
+            mag = M._lsd_mag(sig, n_fft, hop, "constant")  # librosa, (bins, frames)
+            assert row.shape == mag.T.shape
+            np.testing.assert_allclose(np.sqrt(row.T), mag, rtol=0, atol=1e-12 * mag.max(initial=1.0))
+            np.testing.assert_array_equal(row.T == 0, mag == 0)  # digital silence exactly zero, as librosa's
+        assert not p[3].any()
+
+
+def test_welch_of_rows_equals_welch_of_each_row(noise, lowpassed):
+    f, p = M._welch(np.stack([noise, lowpassed]), SR, 1024, "constant")
+    for row, sig in zip(p, (noise, lowpassed), strict=True):
+        np.testing.assert_array_equal(row, M._welch(sig, SR, 1024, "constant")[1])

@@ -212,12 +212,27 @@ def correlation(ref, est) -> float:
         Correlation in [-1, 1].
     """
     o, r = _pair(ref, est)
+    return _correlation(o, r, np.dot)
+
+
+def _correlation(o: np.ndarray, r: np.ndarray, dot) -> float:
+    """:func:`correlation` of validated, equal-length signals, with inner products ``dot``."""
     if np.ptp(o) == 0.0 or np.ptp(r) == 0.0:  # test before centring: x - mean(x) of a constant need not be 0
         return 0.0
     o = o - o.mean()
     r = r - r.mean()
-    den = math.sqrt(float(np.dot(o, o)) * float(np.dot(r, r)))
-    return float(np.clip(np.dot(o, r) / den, -1.0, 1.0))
+    den = math.sqrt(float(dot(o, o)) * float(dot(r, r)))
+    return float(np.clip(dot(o, r) / den, -1.0, 1.0))
+
+
+def _dot_no_blas(a: np.ndarray, b: np.ndarray) -> float:
+    """``a · b`` by numpy's pairwise summation instead of BLAS (the same value to float rounding).
+
+    What :func:`score` uses: OpenBLAS threads ``ddot`` on long vectors and leaves its threads spinning after the
+    call; on a 2-core machine they take the cores from torch's threads, and :func:`score_many` ran about 2× slower
+    with 2 threads than with one (``benchmarks/README.md``, "Metrics cost").
+    """
+    return float(np.sum(a * b))
 
 
 def band_retention_claims(ref, est, sr: int = 16000, n: int = _SEED_N) -> dict[str, float]:
@@ -279,27 +294,27 @@ def _welch(x: np.ndarray, sr: int, nperseg: int, detrend) -> tuple[np.ndarray, n
 
     ``detrend`` ``"constant"`` or ``False`` is computed here in one vectorised pass (scipy detrends segment by
     segment in Python, the slowest step of :func:`score`); equal to scipy's to float rounding (tested). Any
-    other ``detrend`` goes to scipy.
+    other ``detrend`` goes to scipy. ``x`` may also be ``(rows, samples)``: each row's PSD, as ``(rows, bins)``.
     """
     from scipy.signal import get_window, welch
 
     if isinstance(nperseg, bool) or not isinstance(nperseg, (int, np.integer)) or nperseg <= 0:
         raise ValueError(f"nperseg must be a positive integer, got {nperseg!r}")
-    seg = min(int(nperseg), x.shape[0])
+    seg = min(int(nperseg), x.shape[-1])
     if not (detrend is False or (isinstance(detrend, str) and detrend == "constant")):
-        return welch(x, fs=sr, window="hann", nperseg=seg, detrend=detrend)
+        return welch(x, fs=sr, window="hann", nperseg=seg, detrend=detrend, axis=-1)
     step = seg - seg // 2
-    frames = np.lib.stride_tricks.sliding_window_view(x, seg)[::step]
+    frames = np.lib.stride_tricks.sliding_window_view(x, seg, axis=-1)[..., ::step, :]
     win = get_window("hann", seg)
-    acc = np.zeros(seg // 2 + 1)
-    for a in range(0, frames.shape[0], _WELCH_CHUNK):  # in chunks: memory stays flat for long signals
-        part = frames[a:a + _WELCH_CHUNK]
+    acc = np.zeros(x.shape[:-1] + (seg // 2 + 1,))
+    for a in range(0, frames.shape[-2], _WELCH_CHUNK):  # in chunks: memory stays flat for long signals
+        part = frames[..., a:a + _WELCH_CHUNK, :]
         if detrend == "constant":
-            part = part - part.mean(axis=1, keepdims=True)
-        spec = np.fft.rfft(part * win, axis=1)
-        acc += (spec.real**2 + spec.imag**2).sum(axis=0)
-    p = acc / (frames.shape[0] * sr * float(np.sum(win**2)))
-    p[1:-1 if seg % 2 == 0 else None] *= 2.0
+            part = part - part.mean(axis=-1, keepdims=True)
+        spec = np.fft.rfft(part * win, axis=-1)
+        acc += (spec.real**2 + spec.imag**2).sum(axis=-2)
+    p = acc / (frames.shape[-2] * sr * float(np.sum(win**2)))
+    p[..., 1:-1 if seg % 2 == 0 else None] *= 2.0
     return np.fft.rfftfreq(seg, d=1.0 / sr), p
 
 
@@ -376,6 +391,57 @@ def _lsd_mag(x, n_fft: int, hop: int, pad_mode: str) -> np.ndarray:
     if x.shape[0] < n_fft:
         raise ValueError(f"signals too short for LSD: {x.shape[0]} samples, need >= n_fft={n_fft}")
     return np.abs(librosa.stft(x, n_fft=n_fft, hop_length=hop, window="hann", center=True, pad_mode=pad_mode))
+
+
+def _lsd_power(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
+    """``|librosa.stft(x, n_fft, hop, "hann", center=True, pad_mode="constant")|²`` of each row of ``x``.
+
+    The frames and periodic Hann window of :func:`_lsd_mag` (zero padding ``n_fft // 2`` on both sides), for
+    ``x`` ``(rows, samples)``; returns ``(rows, frames, bins)`` (frequency last, contiguous). The default
+    ``n_fft`` (743 at 16 kHz) is prime, where a real FFT costs as much as a complex one of the same length, so
+    each pair of adjacent frames ``u``, ``v`` is transformed as one complex signal ``z = u + i v`` and split
+    with the conjugate symmetry of real input (Press et al., *Numerical Recipes*, §12.3, "FFT of two real
+    functions simultaneously"):
+
+    ::
+
+        U_k = (Z_k + conj(Z_{N-k})) / 2,   V_k = (Z_k - conj(Z_{N-k})) / (2i)
+
+    On this project's 2-core CPU (torch 2.13, MKL) 1.4× faster than one real FFT per frame and 1.7× faster than
+    librosa (``benchmarks/bench_metrics.py``); equal to them to float rounding (tested), the rounding error of a
+    frame being relative to the larger of the two frames' norms. A frame of digital silence is set to exactly
+    zero, as a real FFT gives it (its partner's rounding would otherwise leak into it, and LSD's ``eps`` terms
+    see the difference between 0 and 1e-17).
+    """
+    import torch
+
+    if x.shape[-1] < n_fft:
+        raise ValueError(f"signals too short for LSD: {x.shape[-1]} samples, need >= n_fft={n_fft}")
+    half = n_fft // 2
+    xp = np.pad(x, [(0, 0)] * (x.ndim - 1) + [(half, half)])
+    frames = torch.from_numpy(xp).unfold(-1, n_fft, hop)  # (..., frames, n_fft), a view
+    n_frames = frames.shape[-2]
+    if n_frames % 2:
+        frames = torch.cat([frames, frames.new_zeros(frames.shape[:-2] + (1, n_fft))], dim=-2)
+    window = torch.hann_window(n_fft, periodic=True, dtype=torch.float64)
+    z = torch.fft.fft(torch.complex(frames[..., 0::2, :] * window, frames[..., 1::2, :] * window), dim=-1).numpy()
+    a = z[..., :half + 1]
+    b = np.empty_like(a)  # conj(Z_{N-k}), k = 0..N//2
+    b[..., 0] = z[..., 0]
+    b[..., 1:] = z[..., n_fft - 1:n_fft - half - 1:-1]
+    np.conj(b, out=b)
+    out = np.empty(frames.shape[:-1] + (half + 1,))
+    u = a + b
+    v = np.subtract(a, b, out=b)
+    out[..., 0::2, :] = u.real**2 + u.imag**2
+    out[..., 1::2, :] = v.real**2 + v.imag**2
+    out *= 0.25
+    out = out[..., :n_frames, :]
+    nonzero = np.concatenate([np.zeros(x.shape[:-1] + (1,), np.int64), np.cumsum(xp != 0, axis=-1)], axis=-1)
+    starts = np.arange(n_frames) * hop
+    silent = (nonzero[..., starts + n_fft] - nonzero[..., starts]) == 0
+    out[silent] = 0.0
+    return out
 
 
 def _lsd_core(t: np.ndarray, e: np.ndarray, eps: float, axis_f: int) -> float:
@@ -523,7 +589,8 @@ def _check_resolutions(resolutions, n: int) -> list[tuple[int, int, int]]:
 
 
 def _stft_mags(x: np.ndarray, resolutions, eps: float) -> list[np.ndarray]:
-    """:func:`mrstft`'s clamped STFT magnitudes of one signal, one array per (checked) resolution."""
+    """:func:`mrstft`'s clamped STFT magnitudes of one signal ``(samples,)`` or of each row of ``(rows, samples)``,
+    one array ``(..., bins, frames)`` per (checked) resolution."""
     import torch
 
     t = torch.from_numpy(np.ascontiguousarray(x))
@@ -575,12 +642,17 @@ def si_sdr(ref, est, eps: float = 1e-8) -> float:
         SI-SDR in dB.
     """
     o, r = _pair(ref, est)
+    return _si_sdr(o, r, eps, np.dot)
+
+
+def _si_sdr(o: np.ndarray, r: np.ndarray, eps: float, dot) -> float:
+    """:func:`si_sdr` of validated, equal-length signals, with inner products ``dot``."""
     o = o - o.mean()
     r = r - r.mean()
-    alpha = (float(np.dot(r, o)) + eps) / (float(np.dot(o, o)) + eps)
+    alpha = (float(dot(r, o)) + eps) / (float(dot(o, o)) + eps)
     target = alpha * o
     noise = target - r
-    return float(10.0 * np.log10((np.dot(target, target) + eps) / (np.dot(noise, noise) + eps)))
+    return float(10.0 * np.log10((dot(target, target) + eps) / (dot(noise, noise) + eps)))
 
 
 def _flatness(p: np.ndarray, floor: float) -> float:
@@ -927,15 +999,17 @@ def score(ref, est, sr: int = 16000, cfg=None, lsd: bool = True, extended: bool 
     sr = _check_sr(sr)
     cfg = _cfg_for(cfg, sr)
     o, r = _pair(ref, est)
-    return _score_pair(_Analysis(o, sr, cfg), _Analysis(r, sr, cfg), lsd, extended)
+    return _score_rows(_Batch(o[None], sr, cfg), _Batch(r[None], sr, cfg), lsd, extended)[0]
 
 
 def score_many(ref, ests, sr: int = 16000, cfg=None, lsd: bool = True, extended: bool = True) -> dict[str, dict]:
     """:func:`score` of one original against several reconstructions, analysing the original once.
 
     Returns ``{name: score(ref, est, sr, cfg, lsd, extended) for name, est in ests.items()}`` — the same
-    values (tested) — but the spectra, PSD and log-mel of ``ref`` are computed once per distinct common length
-    instead of once per reconstruction (a round trip scores two or more stages against one input).
+    values (tested) — but the spectra, PSD, log-mel and mrSTFT logs of ``ref`` are computed once per distinct
+    common length instead of once per reconstruction (a round trip scores two or more stages against one
+    input). The reconstructions are analysed one at a time: stacking them into batched STFT calls was measured
+    slower on CPU (1.0-1.6×: the stacked spectra fall out of cache; ``benchmarks/README.md``, "Metrics cost").
 
     Parameters
     ----------
@@ -954,84 +1028,185 @@ def score_many(ref, ests, sr: int = 16000, cfg=None, lsd: bool = True, extended:
     sr = _check_sr(sr)
     cfg = _cfg_for(cfg, sr)
     o = _as_1d(ref, "ref")
-    refs: dict[int, _Analysis] = {}
+    refs: dict[int, _Batch] = {}
     out = {}
     for name, est in ests.items():
         r = _as_1d(est, "est")
         n = min(o.shape[0], r.shape[0])
         if n not in refs:
-            refs[n] = _Analysis(o[:n], sr, cfg)
-        out[name] = _score_pair(refs[n], _Analysis(r[:n], sr, cfg), lsd, extended)
+            refs[n] = _Batch(o[None, :n], sr, cfg)
+        out[name] = _score_rows(refs[n], _Batch(r[None, :n], sr, cfg), lsd, extended)[0]
     return out
 
 
-class _Analysis:
-    """The per-signal spectra :func:`score` uses, each computed on first use and kept."""
+class _Batch:
+    """The spectra :func:`score` uses, of equal-length signals stacked as the rows of ``x`` ``(rows, samples)``.
+
+    Each analysis is computed on first use, for all rows in one call, and kept; row ``i`` of each is that of
+    ``x[i]`` alone (the transforms work row by row). :func:`score_many` gives it one row at a time.
+    """
 
     def __init__(self, x: np.ndarray, sr: int, cfg):
-        self.x, self.sr, self.cfg = x, sr, cfg
+        self.x, self.sr, self.cfg = np.ascontiguousarray(x, dtype=np.float64), sr, cfg
 
     @functools.cached_property
     def welch(self) -> tuple[np.ndarray, np.ndarray]:
+        """Bin frequencies and ``(rows, bins)`` Welch PSDs (:func:`band_energy_ratio`'s defaults)."""
         return _welch(self.x, self.sr, 1024, "constant")
 
     @functools.cached_property
-    def lsd_mag(self) -> np.ndarray:
+    def lsd_power(self) -> np.ndarray:
+        """``(rows, frames, bins)`` STFT power ``|X|²`` with :func:`lsd`'s defaults."""
         n_fft, hop = _lsd_defaults(self.sr, None, None)
-        return _lsd_mag(self.x, n_fft, hop, "constant")
+        return _lsd_power(self.x, n_fft, hop)
 
     @functools.cached_property
     def mrstft_mags(self) -> list[np.ndarray]:
-        return _stft_mags(self.x, _check_resolutions(MRSTFT_RESOLUTIONS, self.x.shape[0]), 1e-7)
+        """Per :data:`MRSTFT_RESOLUTIONS` entry, ``(rows, bins, frames)`` clamped magnitudes (:func:`mrstft`)."""
+        return _stft_mags(self.x, _check_resolutions(MRSTFT_RESOLUTIONS, self.x.shape[-1]), 1e-7)
+
+    @functools.cached_property
+    def mrstft_logs(self) -> list[np.ndarray]:
+        """Natural logs of :attr:`mrstft_mags` (the original's are shared by all its reconstructions)."""
+        return [np.log(m) for m in self.mrstft_mags]
 
     @functools.cached_property
     def logmel(self) -> np.ndarray:
-        from ..audio import wav_to_mel
-
-        return wav_to_mel(self.x, self.cfg)
+        """``(rows, 1, frames, n_mels)`` log-mels of the training front end (:func:`_logmel`)."""
+        return _logmel(self.x, self.cfg)
 
     @functools.cached_property
     def head(self) -> np.ndarray:
-        return np.abs(np.fft.rfft(self.x[:_SEED_N]))
+        """``(rows, bins)`` rfft magnitudes of the first ``_SEED_N`` samples (:func:`band_retention_claims`)."""
+        return np.abs(np.fft.rfft(self.x[:, :_SEED_N], axis=-1))
 
 
-def _score_pair(a: _Analysis, b: _Analysis, lsd: bool, extended: bool) -> dict[str, float]:
-    """:func:`score` of two analysed signals of equal length (``a`` the original)."""
-    o, r, sr = a.x, b.x, a.sr
-    out: dict[str, float] = {"snr_db": snr_db(o, r), "correlation": correlation(o, r)}
-    if extended:
-        out["si_sdr"] = si_sdr(o, r)
+def _logmel(x: np.ndarray, cfg) -> np.ndarray:
+    """:func:`vaelib.audio.wav_to_mel` of each row of ``x`` ``(rows, samples)``, float64, ``(rows, 1, frames, n_mels)``.
 
+    The same steps — zero-pad to a multiple of ``cfg.time_multiple`` frames, reflect-pad ``cfg.pad``, periodic
+    Hann ``torch.stft`` with ``center=False``, Slaney filter bank, ``log(max(·, 1e-5))`` — with the magnitude
+    taken as ``sqrt(re² + im²)`` in numpy instead of torch's complex ``abs`` (``hypot``, 3× slower here) and the
+    filter bank applied to ``(frames, bins)`` rows (no transposes); equal to ``wav_to_mel`` to float rounding
+    (tested). The product stays in torch: numpy's (OpenBLAS) thread pool beside torch's oversubscribes two cores.
+    """
+    import torch
+
+    from ..audio import LOG_CLAMP, mel_basis, pad_to_multiple
+
+    x = pad_to_multiple(x, cfg)
+    if x.shape[-1] <= cfg.pad:
+        raise ValueError(f"wave too short for the front end: {x.shape[-1]} samples, need > {cfg.pad}")
+    t = torch.nn.functional.pad(torch.from_numpy(x)[:, None], (cfg.pad, cfg.pad), mode="reflect")[:, 0]
+    window = torch.hann_window(cfg.win_length, periodic=True, dtype=torch.float64)
+    spec = torch.stft(t, n_fft=cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length, window=window,
+                      center=False, return_complex=True)
+    s = spec.transpose(-2, -1).numpy()  # (rows, frames, bins), contiguous
+    mel = (torch.from_numpy(np.sqrt(s.real**2 + s.imag**2)) @ mel_basis(cfg, dtype=torch.float64).T).numpy()
+    np.maximum(mel, LOG_CLAMP, out=mel)
+    return np.log(mel, out=mel)[:, None]
+
+
+def _score_rows(a: _Batch, b: _Batch, lsd: bool, extended: bool) -> list[dict[str, float]]:
+    """:func:`score` of the original ``a`` (one row) against each row of ``b`` (equal length), one dict per row.
+
+    The parts below fill the dicts in :func:`score`'s key order; ``benchmarks/bench_metrics.py`` times each.
+    """
+    outs: list[dict[str, float]] = [{} for _ in range(b.x.shape[0])]
+    _rows_seed(a, b, outs, extended)
     if lsd:
-        t, e = a.lsd_mag, b.lsd_mag
-        freqs = np.fft.rfftfreq(_lsd_defaults(sr, None, None)[0], d=1.0 / sr)
-        out["lsd"] = _lsd_from_spec(t, e, freqs, sr, None, 1e-12)
-        out["lsd_lf"] = _lsd_from_spec(t, e, freqs, sr, (0.0, HIGH_BAND_HZ), 1e-12)
-        out["lsd_hf"] = _lsd_from_spec(t, e, freqs, sr, (HIGH_BAND_HZ, sr / 2 + 1), 1e-12)
-
+        _rows_lsd(a, b, outs)
     if extended:
-        parts = _mrstft_from_mags(a.mrstft_mags, b.mrstft_mags, return_parts=True)
-        out.update(mrstft=parts["mrstft"], mrstft_sc=parts["sc"], mrstft_mag=parts["mag"])
+        _rows_mrstft(a, b, outs)
+    _rows_welch(a, b, outs)
+    if extended:
+        _rows_mel(a, b, outs)
+    _rows_claims(a, b, outs)
+    return outs
 
+
+def _rows_seed(a: _Batch, b: _Batch, outs, extended: bool) -> None:
+    """``snr_db``, ``correlation`` (and ``si_sdr``): :func:`snr_db`, :func:`correlation`, :func:`si_sdr`, their inner
+    products without BLAS (:func:`_dot_no_blas`)."""
+    o = a.x[0]
+    for out, r in zip(outs, b.x, strict=True):
+        out["snr_db"] = snr_db(o, r)
+        out["correlation"] = _correlation(o, r, _dot_no_blas)
+        if extended:
+            out["si_sdr"] = _si_sdr(o, r, 1e-8, _dot_no_blas)
+
+
+def _rows_lsd(a: _Batch, b: _Batch, outs) -> None:
+    """``lsd``, ``lsd_lf``, ``lsd_hf``: :func:`lsd`'s per-bin term computed once, then averaged over all bins, the
+    bins below 4 kHz and those from 4 kHz to Nyquist.
+
+    ``mean_t sqrt(mean_f d)`` with ``d = (log10(T² / (E + eps)² + eps))²``, ``T² = |X_ref|²``, ``E = |X_est|``,
+    ``eps = 1e-12`` (the formula and source in :func:`lsd`).
+    """
+    sr = a.sr
+    freqs = np.fft.rfftfreq(_lsd_defaults(sr, None, None)[0], d=1.0 / sr)
+    cols = {"lsd": slice(None),
+            "lsd_lf": _band_mask(freqs, 0.0, HIGH_BAND_HZ, sr / 2, "STFT bins"),
+            "lsd_hf": _band_mask(freqs, HIGH_BAND_HZ, sr / 2 + 1, sr / 2, "STFT bins")}
+    eps = 1e-12
+    e = np.sqrt(b.lsd_power)
+    e += eps
+    d = a.lsd_power[0] / (e * e)
+    d += eps
+    d = np.log10(d, out=d)
+    d *= d
+    for key, c in cols.items():
+        vals = np.sqrt(np.mean(d[..., c], axis=-1)).mean(axis=-1)
+        for out, v in zip(outs, vals, strict=True):
+            out[key] = float(v)
+
+
+def _rows_mrstft(a: _Batch, b: _Batch, outs) -> None:
+    """``mrstft``, ``mrstft_sc``, ``mrstft_mag`` (:func:`mrstft`), the original's magnitudes and logs shared."""
+    sc, mag = [], []
+    for t, e, lt, le in zip(a.mrstft_mags, b.mrstft_mags, a.mrstft_logs, b.mrstft_logs, strict=True):
+        diff = e - t
+        diff *= diff
+        sc.append(np.sqrt(diff.sum(axis=(-2, -1))) / np.sqrt(_dot_no_blas(t[0], t[0])))
+        diff = np.subtract(le, lt, out=diff)
+        mag.append(np.abs(diff, out=diff).mean(axis=(-2, -1)))
+    sc, mag = np.array(sc), np.array(mag)  # (resolutions, rows)
+    total = np.mean(sc + mag, axis=0)
+    for i, out in enumerate(outs):
+        out.update(mrstft=float(total[i]), mrstft_sc=float(np.mean(sc[:, i])), mrstft_mag=float(np.mean(mag[:, i])))
+
+
+def _rows_welch(a: _Batch, b: _Batch, outs) -> None:
+    """``ber_*``, ``hf_flatness``, ``hf_flatness_ref``, ``added_hf_flatness`` from the Welch PSDs."""
+    sr = a.sr
     f, po = a.welch
-    _, pr = b.welch
-    for name, v in _ber_from_psd(f, po, pr, sr, BANDS).items():
-        out[f"ber_{name}"] = v
+    _, prs = b.welch
+    po = po[0]
     high = BANDS["high"]
     mh = _band_mask(f, *high, sr / 2, "Welch bins")
-    out["hf_flatness"] = _flatness(pr[mh], 1e-12)
-    out["hf_flatness_ref"] = _flatness(po[mh], 1e-12)
-    out["added_hf_flatness"] = _added_flatness_from_psd(f, po, pr, sr, high, 1e-12)
+    flat_ref = _flatness(po[mh], 1e-12)
+    for out, pr in zip(outs, prs, strict=True):
+        for name, v in _ber_from_psd(f, po, pr, sr, BANDS).items():
+            out[f"ber_{name}"] = v
+        out["hf_flatness"] = _flatness(pr[mh], 1e-12)
+        out["hf_flatness_ref"] = flat_ref
+        out["added_hf_flatness"] = _added_flatness_from_psd(f, po, pr, sr, high, 1e-12)
 
-    if extended:
-        mel_err = mel_band_error_db_logmel(a.logmel, b.logmel, cfg=a.cfg, bands=BANDS)
-        for name, v in mel_err.items():
+
+def _rows_mel(a: _Batch, b: _Batch, outs) -> None:
+    """``mel_err_db_*`` (:func:`mel_band_error_db`) from the log-mels of the training front end."""
+    ref = a.logmel[0]
+    for out, est in zip(outs, b.logmel, strict=True):
+        for name, v in mel_band_error_db_logmel(ref, est, cfg=a.cfg, bands=BANDS).items():
             out[f"mel_err_db_{name}"] = v
 
-    n = min(o.shape[0], _SEED_N)
-    for name, v in _retention_from_spectra(a.head, b.head, n, sr).items():
-        out[f"claims_ret_{name}"] = v
-    return out
+
+def _rows_claims(a: _Batch, b: _Batch, outs) -> None:
+    """``claims_ret_*`` (:func:`band_retention_claims`) from the first ``_SEED_N`` samples' spectra."""
+    n = min(a.x.shape[-1], _SEED_N)
+    for out, h in zip(outs, b.head, strict=True):
+        for name, v in _retention_from_spectra(a.head[0], h, n, a.sr).items():
+            out[f"claims_ret_{name}"] = v
 
 
 def score_mel(ref_logmel, est_logmel, cfg=None) -> dict[str, float]:
