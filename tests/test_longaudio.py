@@ -194,6 +194,28 @@ def test_score_long_equals_score():
         assert b[k] == pytest.approx(a[k], rel=1e-9, abs=1e-12), k
 
 
+def test_score_long_many_equals_score_per_estimate():
+    """One reference, several estimates (one shorter, one with digital silence and a DC offset): each equals
+    metrics.score of its own pair, the reference analysed once per segment for all of them."""
+    from vaelib.longscore import score_long_many
+
+    rng = np.random.default_rng(3)
+    n = SR * 9 + 777
+    t = np.arange(n) / SR
+    o = (0.3 * np.sin(2 * np.pi * 330 * t) + 0.05 * rng.standard_normal(n)).astype(np.float32)
+    o[SR * 2:SR * 3] = 0.0  # a second of digital silence in the reference
+    ests = {"noisy": (0.9 * o + 0.02 * rng.standard_normal(n)).astype(np.float32),
+            "short": (o[:n - 5000] * 0.5).astype(np.float32),
+            "dc": (0.7 * o + 0.02 + 0.01 * rng.standard_normal(n)).astype(np.float32)}
+    got = score_long_many(o, ests, segment_s=2.3)
+    assert list(got) == list(ests)
+    for name, est in ests.items():
+        a = metrics.score(o, est)
+        assert list(got[name]) == list(a), name
+        for k in a:
+            assert got[name][k] == pytest.approx(a[k], rel=1e-9, abs=1e-12, nan_ok=True), (name, k)
+
+
 def test_score_mel_long_equals_score_mel():
     rng = np.random.default_rng(1)
     a = rng.normal(-4, 2, size=(1003, 64))

@@ -261,7 +261,7 @@ class Evaluator:
         sr = rec.sr
         long = wave_len / sr > LONG_SCORE_S
         if long:
-            from .longscore import score_long, score_mel_long
+            from .longscore import score_long_many, score_mel_long
         cfg = self.vae.mel_config
         base = {"clip": item["clip"], "path": item["path"], "category": item.get("category") or "",
                 "duration_s": wave_len / sr, "n_windows": int(getattr(rec, "n_windows", 1))}
@@ -269,7 +269,7 @@ class Evaluator:
         stages = {name: st for name, st in rec.stages.items() if name != "input"}
         waves = {name: st.wave for name, st in stages.items() if st.wave is not None}
         if long:
-            scores = {name: score_long(rec.wave, w, sr=sr, cfg=cfg) for name, w in waves.items()}
+            scores = score_long_many(rec.wave, waves, sr=sr, cfg=cfg)
         else:
             scores = metrics.score_many(rec.wave, waves, sr=sr, cfg=cfg)
         extra = self.extra.stage_columns(rec.wave, waves, sr) if self.extra.active else {}

@@ -31,7 +31,7 @@ import numpy as np
 
 from . import metrics as _m
 
-__all__ = ["score_long", "score_mel_long"]
+__all__ = ["score_long", "score_long_many", "score_mel_long"]
 
 _LN10 = math.log(10.0)
 
@@ -86,125 +86,179 @@ def score_long(ref, est, sr: int = 16000, cfg=None, segment_s: float = 30.0) -> 
     dict
         The keys and values of :func:`vaelib.metrics.score` (up to float rounding).
     """
+    return score_long_many(ref, {"est": est}, sr=sr, cfg=cfg, segment_s=segment_s)["est"]
+
+
+def score_long_many(ref, ests: dict, sr: int = 16000, cfg=None, segment_s: float = 30.0) -> dict[str, dict]:
+    """:func:`score_long` of one reference against several estimates (``{name: waveform}``): each segment of the
+    reference is analysed once for all of them, as :func:`vaelib.metrics.score_many` does for short signals.
+
+    Returns ``{name: dict}``, each equal to ``score_long(ref, ests[name])``. Every estimate is truncated to its
+    common length with ``ref`` separately.
+    """
     import torch
 
     from .audio import mel_basis
 
     sr = _m._check_sr(sr)
     cfg = _m._cfg_for(cfg, sr)
-    o = np.asarray(ref).reshape(-1)
-    r = np.asarray(est).reshape(-1)
-    n = min(o.shape[0], r.shape[0])
-    o, r = o[:n], r[:n]
-    if n < 2048:
-        raise ValueError(f"signals too short for score_long: {n} samples, need >= 2048 (use metrics.score)")
-    if not (np.isfinite(o).all() and np.isfinite(r).all()):
-        raise ValueError("ref or est holds NaN or Inf samples")
+    o_all = np.asarray(ref).reshape(-1)
+    groups: dict[int, list] = {}  # common length -> names (the reference's analysis depends on it)
+    sigs = {}
+    for name, est in ests.items():
+        r = np.asarray(est).reshape(-1)
+        n = min(o_all.shape[0], r.shape[0])
+        if n < 2048:
+            raise ValueError(f"signals too short for score_long: {n} samples, need >= 2048 (use metrics.score)")
+        if not (np.isfinite(o_all[:n]).all() and np.isfinite(r[:n]).all()):
+            raise ValueError("ref or est holds NaN or Inf samples")
+        sigs[name] = r[:n]
+        groups.setdefault(n, []).append(name)
     seg = max(int(segment_s * sr), 4096)
-    out: dict[str, float] = {}
+    out: dict[str, dict] = {name: {} for name in ests}
+    for n, names in groups.items():
+        o = o_all[:n]
+        rs = [sigs[k] for k in names]
+        parts = [out[k] for k in names]
+        _sums(o, rs, parts, n, seg)
+        _lsd(o, rs, parts, n, seg, sr)
+        _mrstft(o, rs, parts, n, seg, torch)
+        _welch_terms(o, rs, parts, n, seg, sr)
+        _mel_errors(o, rs, parts, n, seg, cfg, torch, mel_basis)
+        fn, prefix = _retention()
+        for r, part in zip(rs, parts, strict=True):
+            for key, v in fn(o[:8192].astype(np.float64), r[:8192].astype(np.float64), sr=sr).items():
+                part[f"{prefix}{key}"] = v
+    return out
 
-    # --- sums: SNR, Pearson correlation, SI-SDR -------------------------------------------------------
-    s_o = s_r = s_oo = s_rr = s_or = s_dd = 0.0
-    o_min = r_min = math.inf
-    o_max = r_max = -math.inf
+
+def _sums(o, rs, parts, n, seg):
+    """SNR, Pearson correlation, SI-SDR from the sums ``Σo, Σr, Σo², Σr², Σor, Σ(o−r)²`` (no BLAS: see
+    :func:`vaelib.metrics._dot_no_blas`)."""
+    k = len(rs)
+    s_o = s_oo = 0.0
+    s_r, s_rr, s_or, s_dd = [0.0] * k, [0.0] * k, [0.0] * k, [0.0] * k
+    o_min, o_max = math.inf, -math.inf
+    r_min, r_max = [math.inf] * k, [-math.inf] * k
     for a, b in _segments(n, seg):
-        x, y = o[a:b].astype(np.float64), r[a:b].astype(np.float64)
+        x = o[a:b].astype(np.float64)
         s_o += float(x.sum())
-        s_r += float(y.sum())
-        s_oo += float(np.dot(x, x))
-        s_rr += float(np.dot(y, y))
-        s_or += float(np.dot(x, y))
-        d = x - y
-        s_dd += float(np.dot(d, d))
+        s_oo += float(np.sum(x * x))
         o_min, o_max = min(o_min, float(x.min())), max(o_max, float(x.max()))
-        r_min, r_max = min(r_min, float(y.min())), max(r_max, float(y.max()))
-    out["snr_db"] = float(10.0 * np.log10((s_oo / n) / (s_dd / n + 1e-10)))
-    co = s_or - s_o * s_r / n
-    vo = s_oo - s_o * s_o / n
-    vr = s_rr - s_r * s_r / n
-    if o_max == o_min or r_max == r_min:
-        out["correlation"] = 0.0
-    else:
-        out["correlation"] = float(np.clip(co / math.sqrt(vo * vr), -1.0, 1.0))
-    eps = 1e-8
-    alpha = (co + eps) / (vo + eps)
-    target = alpha * alpha * vo
-    noise = max(target - 2.0 * alpha * co + vr, 0.0)
-    out["si_sdr"] = float(10.0 * np.log10((target + eps) / (noise + eps)))
+        for i, r in enumerate(rs):
+            y = r[a:b].astype(np.float64)
+            s_r[i] += float(y.sum())
+            s_rr[i] += float(np.sum(y * y))
+            s_or[i] += float(np.sum(x * y))
+            d = x - y
+            s_dd[i] += float(np.sum(d * d))
+            r_min[i], r_max[i] = min(r_min[i], float(y.min())), max(r_max[i], float(y.max()))
+    for i, part in enumerate(parts):
+        part["snr_db"] = float(10.0 * np.log10((s_oo / n) / (s_dd[i] / n + 1e-10)))
+        co = s_or[i] - s_o * s_r[i] / n
+        vo = s_oo - s_o * s_o / n
+        vr = s_rr[i] - s_r[i] * s_r[i] / n
+        if o_max == o_min or r_max[i] == r_min[i]:
+            part["correlation"] = 0.0
+        else:
+            part["correlation"] = float(np.clip(co / math.sqrt(vo * vr), -1.0, 1.0))
+        eps = 1e-8
+        alpha = (co + eps) / (vo + eps)
+        target = alpha * alpha * vo
+        noise = max(target - 2.0 * alpha * co + vr, 0.0)
+        part["si_sdr"] = float(10.0 * np.log10((target + eps) / (noise + eps)))
 
-    # --- LSD (librosa.stft, center=True, constant padding) --------------------------------------------
-    import librosa
 
+def _lsd(o, rs, parts, n, seg, sr):
+    """LSD over frames of ``librosa.stft(center=True, pad_mode="constant")`` cut from the zero-padded signal
+    (:func:`vaelib.metrics._lsd_power_padded`: the same power spectra, two real frames per complex FFT)."""
     n_fft, hop = _m._lsd_defaults(sr, None, None)
     freqs = np.fft.rfftfreq(n_fft, d=1.0 / sr)
     masks = {"lsd": None,
              "lsd_lf": _m._band_mask(freqs, 0.0, _m.HIGH_BAND_HZ, sr / 2, "STFT bins"),
              "lsd_hf": _m._band_mask(freqs, _m.HIGH_BAND_HZ, sr / 2 + 1, sr / 2, "STFT bins")}
     n_frames = 1 + (n + 2 * (n_fft // 2) - n_fft) // hop
-    sums = dict.fromkeys(masks, 0.0)
-    kw = dict(n_fft=n_fft, hop_length=hop, window="hann", center=False)
+    sums = [dict.fromkeys(masks, 0.0) for _ in rs]
     for t0, t1 in _segments(n_frames, max(seg // hop, 1)):
-        t = np.abs(librosa.stft(_frames(o, t0, t1, hop, n_fft, n_fft // 2, "constant"), **kw))
-        e = np.abs(librosa.stft(_frames(r, t0, t1, hop, n_fft, n_fft // 2, "constant"), **kw))
-        d = np.log10(t**2 / (e + 1e-12) ** 2 + 1e-12) ** 2
-        for key, m in masks.items():
-            dm = d if m is None else d[m]
-            sums[key] += float(np.sqrt(dm.mean(axis=0)).sum())
-    for key in masks:
-        out[key] = sums[key] / n_frames
+        pt = _m._lsd_power_padded(_frames(o, t0, t1, hop, n_fft, n_fft // 2, "constant")[None], n_fft, hop)[0]
+        for i, r in enumerate(rs):
+            pe = _m._lsd_power_padded(_frames(r, t0, t1, hop, n_fft, n_fft // 2, "constant")[None], n_fft, hop)[0]
+            d = np.log10(pt / (np.sqrt(pe) + 1e-12) ** 2 + 1e-12) ** 2  # (frames, bins)
+            for key, m in masks.items():
+                dm = d if m is None else d[:, m]
+                sums[i][key] += float(np.sqrt(dm.mean(axis=1)).sum())
+    for part, s in zip(parts, sums, strict=True):
+        for key in masks:
+            part[key] = s[key] / n_frames
 
-    # --- multi-resolution STFT (torch.stft, center=True, reflect padding) ------------------------------
-    sc_all, mag_all = [], []
+
+def _mrstft(o, rs, parts, n, seg, torch):
+    """Multi-resolution STFT terms per resolution: ``Σ(|T|−|E|)²``, ``Σ|T|²``, ``Σ|log|T| − log|E||`` over frames
+    of ``torch.stft(center=True)`` (reflect padding) cut from the padded signal."""
+    k = len(rs)
+    sc_all, mag_all = [[] for _ in rs], [[] for _ in rs]
     for n_fft_r, hop_r in _m.MRSTFT_RESOLUTIONS:
         window = torch.hann_window(n_fft_r, periodic=True, dtype=torch.float64)
         frames = 1 + n // hop_r
-        s_diff = s_ref = s_log = 0.0
+        s_diff, s_log = [0.0] * k, [0.0] * k
+        s_ref = 0.0
         count = 0
         for t0, t1 in _segments(frames, max(seg // hop_r, 1)):
-            x = np.stack([_frames(o, t0, t1, hop_r, n_fft_r, n_fft_r // 2, "reflect"),
-                          _frames(r, t0, t1, hop_r, n_fft_r, n_fft_r // 2, "reflect")])
+            x = np.stack([_frames(sig, t0, t1, hop_r, n_fft_r, n_fft_r // 2, "reflect") for sig in (o, *rs)])
             spec = torch.stft(torch.from_numpy(x), n_fft=n_fft_r, hop_length=hop_r, win_length=n_fft_r,
                               window=window, center=False, return_complex=True)
             mag = torch.sqrt(torch.clamp(spec.real**2 + spec.imag**2, min=1e-7)).numpy()
-            tm, em = mag[0], mag[1]
-            s_diff += float(np.sum((tm - em) ** 2))
+            tm = mag[0]
+            log_t = np.log(tm)
             s_ref += float(np.sum(tm**2))
-            s_log += float(np.sum(np.abs(np.log(tm) - np.log(em))))
             count += tm.size
-        sc_all.append(math.sqrt(s_diff) / math.sqrt(s_ref))
-        mag_all.append(s_log / count)
-    out["mrstft"] = float(np.mean(np.add(sc_all, mag_all)))
-    out["mrstft_sc"] = float(np.mean(sc_all))
-    out["mrstft_mag"] = float(np.mean(mag_all))
+            for i in range(k):
+                em = mag[i + 1]
+                s_diff[i] += float(np.sum((tm - em) ** 2))
+                s_log[i] += float(np.sum(np.abs(log_t - np.log(em))))
+        for i in range(k):
+            sc_all[i].append(math.sqrt(s_diff[i]) / math.sqrt(s_ref))
+            mag_all[i].append(s_log[i] / count)
+    for i, part in enumerate(parts):
+        part["mrstft"] = float(np.mean(np.add(sc_all[i], mag_all[i])))
+        part["mrstft_sc"] = float(np.mean(sc_all[i]))
+        part["mrstft_mag"] = float(np.mean(mag_all[i]))
 
-    # --- Welch PSD: band energy ratios, flatness ------------------------------------------------------
+
+def _welch_terms(o, rs, parts, n, seg, sr):
+    """Welch PSD as the sum of its segments' periodograms: band energy ratios and flatness."""
     nper, step = 1024, 512
     k_total = (n - nper) // step + 1
-    p_o = p_r = None
+    p_o, p_r = None, [None] * len(rs)
     f = None
     for k0, k1 in _segments(k_total, max(seg // step, 1)):
         a, b = k0 * step, (k1 - 1) * step + nper
         f, po = _m._welch(o[a:b].astype(np.float64), sr, nper, "constant")
-        _, pr = _m._welch(r[a:b].astype(np.float64), sr, nper, "constant")
         p_o = po * (k1 - k0) if p_o is None else p_o + po * (k1 - k0)
-        p_r = pr * (k1 - k0) if p_r is None else p_r + pr * (k1 - k0)
-    p_o, p_r = p_o / k_total, p_r / k_total
-    for name, v in _m._ber_from_psd(f, p_o, p_r, sr, _m.BANDS).items():
-        out[f"ber_{name}"] = v
+        for i, r in enumerate(rs):
+            _, pr = _m._welch(r[a:b].astype(np.float64), sr, nper, "constant")
+            p_r[i] = pr * (k1 - k0) if p_r[i] is None else p_r[i] + pr * (k1 - k0)
+    p_o = p_o / k_total
     high = _m.BANDS["high"]
     mh = _m._band_mask(f, *high, sr / 2, "Welch bins")
-    out["hf_flatness"] = _m._flatness(p_r[mh], 1e-12)
-    out["hf_flatness_ref"] = _m._flatness(p_o[mh], 1e-12)
-    out["added_hf_flatness"] = _m._added_flatness_from_psd(f, p_o, p_r, sr, high, 1e-12)
+    for part, pr in zip(parts, p_r, strict=True):
+        pr = pr / k_total
+        for name, v in _m._ber_from_psd(f, p_o, pr, sr, _m.BANDS).items():
+            part[f"ber_{name}"] = v
+        part["hf_flatness"] = _m._flatness(pr[mh], 1e-12)
+        part["hf_flatness_ref"] = _m._flatness(p_o[mh], 1e-12)
+        part["added_hf_flatness"] = _m._added_flatness_from_psd(f, p_o, pr, sr, high, 1e-12)
 
-    # --- per-band log-mel error of the training front end ---------------------------------------------
+
+def _mel_errors(o, rs, parts, n, seg, cfg, torch, mel_basis):
+    """Per-band log-mel error of the training front end (frames of :func:`vaelib.audio.wav_to_mel`)."""
     mel_frames = -(-n // cfg.hop_length)
     mel_frames = max(cfg.time_multiple, -(-mel_frames // cfg.time_multiple) * cfg.time_multiple)
     padded = mel_frames * cfg.hop_length
     basis = mel_basis(cfg, dtype=torch.float64)
     win = torch.hann_window(cfg.win_length, periodic=True, dtype=torch.float64)
     band_masks = {name: cfg.band_mask(lo, hi) for name, (lo, hi) in _m.BANDS.items()}
-    err = dict.fromkeys(band_masks, 0.0)
+    err = [dict.fromkeys(band_masks, 0.0) for _ in rs]
 
     def logmel(sig, t0, t1):
         # frames of wav_to_mel: zero-pad to `padded` samples, reflect-pad cfg.pad, center=False
@@ -215,16 +269,14 @@ def score_long(ref, est, sr: int = 16000, cfg=None, segment_s: float = 30.0) -> 
         return torch.log(torch.clamp(basis @ spec, min=1e-5)).numpy()  # (n_mels, frames)
 
     for t0, t1 in _segments(mel_frames, max(seg // cfg.hop_length, 1)):
-        d = np.abs(logmel(o, t0, t1) - logmel(r, t0, t1)) * (20.0 / _LN10)
+        lo = logmel(o, t0, t1)
+        for i, r in enumerate(rs):
+            d = np.abs(lo - logmel(r, t0, t1)) * (20.0 / _LN10)
+            for name, m in band_masks.items():
+                err[i][name] += float(d[m].sum())
+    for part, e in zip(parts, err, strict=True):
         for name, m in band_masks.items():
-            err[name] += float(d[m].sum())
-    for name, m in band_masks.items():
-        out[f"mel_err_db_{name}"] = err[name] / (mel_frames * int(m.sum()))
-
-    fn, prefix = _retention()
-    for name, v in fn(o[:8192].astype(np.float64), r[:8192].astype(np.float64), sr=sr).items():
-        out[f"{prefix}{name}"] = v
-    return out
+            part[f"mel_err_db_{name}"] = e[name] / (mel_frames * int(m.sum()))
 
 
 def score_mel_long(ref_logmel, est_logmel, cfg=None, segment_frames: int = 6000) -> dict[str, float]:

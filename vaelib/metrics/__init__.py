@@ -413,12 +413,18 @@ def _lsd_power(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
     zero, as a real FFT gives it (its partner's rounding would otherwise leak into it, and LSD's ``eps`` terms
     see the difference between 0 and 1e-17).
     """
-    import torch
-
     if x.shape[-1] < n_fft:
         raise ValueError(f"signals too short for LSD: {x.shape[-1]} samples, need >= n_fft={n_fft}")
     half = n_fft // 2
-    xp = np.pad(x, [(0, 0)] * (x.ndim - 1) + [(half, half)])
+    return _lsd_power_padded(np.pad(x, [(0, 0)] * (x.ndim - 1) + [(half, half)]), n_fft, hop)
+
+
+def _lsd_power_padded(xp: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
+    """:func:`_lsd_power` of samples already padded: the frames ``xp[k*hop : k*hop + n_fft]`` (float64 rows), e.g. a
+    segment of the padded signal (:mod:`vaelib.longscore`)."""
+    import torch
+
+    half = n_fft // 2
     frames = torch.from_numpy(xp).unfold(-1, n_fft, hop)  # (..., frames, n_fft), a view
     n_frames = frames.shape[-2]
     if n_frames % 2:
@@ -437,7 +443,7 @@ def _lsd_power(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
     out[..., 1::2, :] = v.real**2 + v.imag**2
     out *= 0.25
     out = out[..., :n_frames, :]
-    nonzero = np.concatenate([np.zeros(x.shape[:-1] + (1,), np.int64), np.cumsum(xp != 0, axis=-1)], axis=-1)
+    nonzero = np.concatenate([np.zeros(xp.shape[:-1] + (1,), np.int64), np.cumsum(xp != 0, axis=-1)], axis=-1)
     starts = np.arange(n_frames) * hop
     silent = (nonzero[..., starts + n_fft] - nonzero[..., starts]) == 0
     out[silent] = 0.0
