@@ -54,7 +54,7 @@ import torch
 
 from . import enhance as _enhance
 from .audio import MelConfig, normalize, pad_to_multiple, wav_to_mel
-from .longaudio import Windowing
+from .longaudio import Windowing, add_weighted
 
 __all__ = ["Engine", "window_stages", "TIMED_PARTS"]
 
@@ -303,11 +303,7 @@ class Engine:
         wt = self.win.weight(start, length, prev, last)
         lo, end = max(start, clip.acc0), start + length
         for s in clip.stages:
-            acc = clip.acc[s]
-            if acc.shape[0] < end - clip.acc0:
-                acc = np.concatenate([acc, np.zeros((end - clip.acc0 - acc.shape[0], acc.shape[1]))])
-            acc[lo - clip.acc0:] += wt[lo - start:, None] * mels[s][lo - start:].astype(np.float64)
-            clip.acc[s] = acc
+            clip.acc[s] = add_weighted(clip.acc[s], clip.acc0, lo, start, end, wt, mels[s])
         clip.windows_done += 1
         # frames before the next window's start get no more weight (the next window's ramp starts later)
         upto = clip.n_frames if last else clip.plan[k + 1][0]
@@ -358,11 +354,7 @@ class Engine:
         base = clip.wacc0 * hop
         lo, end = max(start, clip.wacc0) * hop, (start + length) * hop
         for s, w in waves.items():
-            acc = clip.wacc[s]
-            if acc.shape[0] < end - base:
-                acc = np.concatenate([acc, np.zeros(end - base - acc.shape[0])])
-            acc[lo - base:end - base] += wt[lo - start * hop:] * w[lo - start * hop:]
-            clip.wacc[s] = acc
+            clip.wacc[s] = add_weighted(clip.wacc[s], base, lo, start * hop, end, wt, w)
         clip.chunks_done += 1
         upto = clip.n_frames if last else clip.plan[k + 1][0]
         cut = (upto - clip.wacc0) * hop

@@ -40,7 +40,7 @@ import numpy as np
 
 from .audio import MelConfig, normalize, pad_to_multiple
 
-__all__ = ["Windowing", "Piece", "RoundTrip", "reconstruct_long", "ramp"]
+__all__ = ["Windowing", "Piece", "RoundTrip", "reconstruct_long", "ramp", "add_weighted"]
 
 
 def ramp(n: int) -> np.ndarray:
@@ -48,6 +48,22 @@ def ramp(n: int) -> np.ndarray:
     in real arithmetic (``sin² + cos²``), so a falling ramp ``1 - r`` and the rising ramp sum to one."""
     i = np.arange(n, dtype=np.float64)
     return np.sin(np.pi * (i + 0.5) / (2 * n)) ** 2
+
+
+def add_weighted(acc: np.ndarray, base: int, lo: int, start: int, end: int, weight: np.ndarray,
+                 values: np.ndarray) -> np.ndarray:
+    """One window's (or chunk's) share of an overlap-add: ``acc[p - base] += weight[p - start] · values[p - start]``
+    for the points ``lo <= p < end`` (float64), ``acc`` holding points ``base, base + 1, ...`` and grown with zeros
+    to reach ``end``; returns ``acc`` (a new array when it grew). ``weight`` and ``values`` cover ``[start, end)``
+    (``values`` frames × bins or samples; points before ``lo`` are final and get nothing). The one accumulation of
+    the windowed round trip (:class:`RoundTrip`, :class:`vaelib.engine.Engine`, the low-latency streamer)."""
+    if acc.shape[0] < end - base:
+        acc = np.concatenate([acc, np.zeros((end - base - acc.shape[0],) + acc.shape[1:])])
+    w = weight[lo - start:end - start]
+    if values.ndim == 2:
+        w = w[:, None]
+    acc[lo - base:end - base] += w * values[lo - start:end - start].astype(np.float64, copy=False)
+    return acc
 
 
 @dataclasses.dataclass(frozen=True)
@@ -318,11 +334,7 @@ class RoundTrip:
         lo = max(start, self._acc0)  # frames before _acc0 are final; this window's weight there is 0
         end = start + length
         for s in self.stages:
-            acc = self._acc[s]
-            if acc.shape[0] < end - self._acc0:
-                acc = np.concatenate([acc, np.zeros((end - self._acc0 - acc.shape[0], acc.shape[1]))])
-            acc[lo - self._acc0:] += wt[lo - start:, None] * rec[s][lo - start:].astype(np.float64)
-            self._acc[s] = acc
+            self._acc[s] = add_weighted(self._acc[s], self._acc0, lo, start, end, wt, rec[s])
         if not last:  # every later window starts after this one
             drop = start + 1 - self._buf0
             self._buf = self._buf[drop * self.hop:]
@@ -376,11 +388,7 @@ class RoundTrip:
         end = (start + length) * self.hop
         base = self._wacc0 * self.hop
         for i, s in enumerate(names):
-            acc = self._wacc.get(s, np.zeros(0))
-            if acc.shape[0] < end - base:
-                acc = np.concatenate([acc, np.zeros(end - base - acc.shape[0])])
-            acc[lo - base:end - base] += wt[lo - start * self.hop:] * out[i, lo - start * self.hop:]
-            self._wacc[s] = acc
+            self._wacc[s] = add_weighted(self._wacc.get(s, np.zeros(0)), base, lo, start * self.hop, end, wt, out[i])
 
     def _emit(self) -> list[Piece]:
         n = self._ready - self._emitted

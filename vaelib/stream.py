@@ -54,7 +54,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from .longaudio import RoundTrip, Windowing, ramp
+from .longaudio import RoundTrip, Windowing, add_weighted, ramp
 
 __all__ = ["Streamer", "stream", "as_mono_block", "LowLatency", "LowLatencyRoundTrip", "LOW_LATENCY_PRESETS"]
 
@@ -448,10 +448,7 @@ class LowLatencyRoundTrip:
         self.n_windows += 1
         wt = _weight(full - a, s - a if k else None, None if last else s + ll.chunk - a, ll.fade, 1)[:b - a]
         lo = self._final  # frames before it are final; this window's weight there is 0
-        acc = self._acc
-        if acc.shape[0] < b - lo:
-            acc = np.concatenate([acc, np.zeros((b - lo - acc.shape[0], acc.shape[1]))])
-        acc[:b - lo] += wt[lo - a:, None] * rec[self.stage].mel[lo - a:].astype(np.float64)
+        acc = add_weighted(self._acc, lo, lo, a, b, wt, rec[self.stage].mel)
         upto = n if last else s + ll.chunk - ll.fade // 2
         self._mel = np.concatenate([self._mel, acc[:upto - lo].astype(np.float32)])
         if self.keep_mel:
@@ -480,11 +477,7 @@ class LowLatencyRoundTrip:
             wt = _weight(full - a, None if prev is None else prev - a, None if last else c - a, ll.voc_fade, h)
             wt = wt[:(b - a) * h]
             lo, base = self._ready, self._emitted  # samples before lo are final (weight 0 here); acc from base
-            acc = self._wacc
-            if acc.shape[0] < b * h - base:
-                acc = np.concatenate([acc, np.zeros(b * h - base - acc.shape[0])])
-            acc[lo - base:b * h - base] += wt[lo - a * h:] * wave[lo - a * h:]
-            self._wacc = acc
+            self._wacc = add_weighted(self._wacc, base, lo, a * h, b * h, wt, wave)
             self._ready = b * h if last else (c - ll.voc_fade // 2) * h
             self._j += 1
             nxt = max(0, c - ll.voc_fade // 2 - ll.voc_context)  # the next chunk's first mel frame
