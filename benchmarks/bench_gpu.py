@@ -42,21 +42,10 @@ MODES = ("fp32", "bf16", "compile")
 
 def tiny_models(device):
     """Small random models of the same classes and layout (for ``--tiny``)."""
-    from diffusers import AutoencoderKL
-    from transformers import SpeechT5HifiGan, SpeechT5HifiGanConfig
+    from bench_roundtrip import random_models
 
-    from vaelib.models import HifiGanVocoder, LatentVAE
-
-    torch.manual_seed(0)
-    vae = AutoencoderKL(in_channels=1, out_channels=1, latent_channels=8,
-                        down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
-                        block_out_channels=(16, 32, 32), layers_per_block=1, norm_num_groups=8,
-                        sample_size=1024, scaling_factor=0.4110932946205139)
-    cfg = SpeechT5HifiGanConfig(model_in_dim=64, sampling_rate=16000, upsample_initial_channel=32,
-                                upsample_rates=[5, 4, 2, 2, 2], upsample_kernel_sizes=[16, 16, 8, 4, 4],
-                                resblock_kernel_sizes=[3], resblock_dilation_sizes=[[1, 3]],
-                                normalize_before=False)
-    return LatentVAE(vae.to(device)), HifiGanVocoder(SpeechT5HifiGan(cfg).eval().to(device))
+    return random_models(device, vae_channels=(16, 32, 32), layers_per_block=1, norm_groups=8, voc_channels=32,
+                         resblock_kernel_sizes=(3,), resblock_dilations=((1, 3),))
 
 
 def build(mode, device, tiny):

@@ -36,7 +36,10 @@ def timeit(fn, repeat, device):
     return statistics.median(times)
 
 
-def real_size_models(device):
+def random_models(device, *, vae_channels=(128, 256, 512), layers_per_block=2, norm_groups=32, voc_channels=1024,
+                  resblock_kernel_sizes=(3, 7, 11), resblock_dilations=((1, 3, 5),) * 3):
+    """Random-weight (seeded) ``AutoencoderKL`` + ``SpeechT5HifiGan`` in AudioLDM2's layout, wrapped as vaelib wraps
+    the real ones; the defaults are AudioLDM2's configs (docs/reference.md §2)."""
     from diffusers import AutoencoderKL
     from transformers import SpeechT5HifiGan, SpeechT5HifiGanConfig
 
@@ -45,13 +48,19 @@ def real_size_models(device):
     torch.manual_seed(0)
     vae = AutoencoderKL(in_channels=1, out_channels=1, latent_channels=8,
                         down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
-                        block_out_channels=(128, 256, 512), layers_per_block=2, norm_num_groups=32,
-                        sample_size=1024, scaling_factor=0.4110932946205139)
-    cfg = SpeechT5HifiGanConfig(model_in_dim=64, sampling_rate=16000, upsample_initial_channel=1024,
+                        block_out_channels=tuple(vae_channels), layers_per_block=layers_per_block,
+                        norm_num_groups=norm_groups, sample_size=1024, scaling_factor=0.4110932946205139)
+    cfg = SpeechT5HifiGanConfig(model_in_dim=64, sampling_rate=16000, upsample_initial_channel=voc_channels,
                                 upsample_rates=[5, 4, 2, 2, 2], upsample_kernel_sizes=[16, 16, 8, 4, 4],
-                                resblock_kernel_sizes=[3, 7, 11], resblock_dilation_sizes=[[1, 3, 5]] * 3,
+                                resblock_kernel_sizes=list(resblock_kernel_sizes),
+                                resblock_dilation_sizes=[list(d) for d in resblock_dilations],
                                 normalize_before=False)
     return LatentVAE(vae.to(device)), HifiGanVocoder(SpeechT5HifiGan(cfg).eval().to(device))
+
+
+def real_size_models(device):
+    """AudioLDM2-size random-weight models (55 M parameters each)."""
+    return random_models(device)
 
 
 def main(argv=None):
