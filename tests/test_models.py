@@ -262,3 +262,23 @@ def test_choice_names_the_bundled_stand_ins(tiny_snapshot):
     real = ModelChoice(vae="cvssp/audioldm2-music", vocoder="cvssp/audioldm2-music", bundled=False, reason="r")
     assert real.short_names() == ("the AudioLDM2 VAE of cvssp/audioldm2-music", "its HiFi-GAN vocoder")
     assert not real.bundled_vocoder
+
+
+def test_griffinlim_warm_start():
+    """vocode_warm without a phase is forward exactly; a given phase replaces the seeded one on its frames and
+    changes the output; the returned phases have unit modulus."""
+    import numpy as np
+    import torch
+
+    from vaelib.audio import wav_to_mel
+    from vaelib.models import GriffinLim
+
+    gl = GriffinLim(n_iter=3)
+    t = torch.arange(16000 * 2) / 16000
+    mel = wav_to_mel(0.3 * torch.sin(2 * torch.pi * 440 * t))[0, 0]  # (T, M)
+    wave, unit = gl.vocode_warm(mel)
+    assert torch.equal(wave, gl(mel[None])[0]) and wave.shape == (mel.shape[0] * 160,)
+    assert unit.shape == (mel.shape[0], 1024 // 2 + 1)
+    assert np.allclose(unit.abs().numpy(), 1.0, atol=1e-5)
+    warm, _ = gl.vocode_warm(mel, unit[:20])
+    assert warm.shape == wave.shape and not torch.equal(warm, wave)

@@ -753,25 +753,46 @@ class GriffinLim(torch.nn.Module):
         self.register_buffer("window", torch.hann_window(self.cfg.win_length, periodic=True), persistent=False)
         self.source = "griffinlim"
 
-    @torch.inference_mode()
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+    def _setup(self, mel: torch.Tensor):
+        """``(mag (B, T, F), angles (T, F), frames)`` for log-mels ``mel`` in any vocoder layout."""
         cfg = self.cfg
         mel = _vocoder_layout(mel, cfg.n_mels).float().to(self.inv_basis.device)
-        n_frames = mel.shape[1]
-        length = n_frames * cfg.hop_length
         mag = torch.clamp(self.inv_basis @ torch.exp(mel).transpose(1, 2), min=0.0)  # (B, F, T)
         gen = torch.Generator(device="cpu").manual_seed(self.seed)
         # one initial phase shared by every item: a clip's output does not depend on what else is in the batch
         phase = torch.rand(mag.shape[1:], generator=gen).to(mag.device) * 2 * torch.pi
         mag = mag.transpose(1, 2).contiguous()  # (B, T, F): frames contiguous, the FFTs' layout
         angles = torch.polar(torch.ones_like(phase), phase).transpose(0, 1)  # (T, F)
-        frames = _Frames(cfg.n_fft, cfg.hop_length, self.window, n_frames)
+        return mag, angles, _Frames(cfg.n_fft, cfg.hop_length, self.window, mel.shape[1])
+
+    def _aligned(self, wave: torch.Tensor, n_frames: int) -> torch.Tensor:
+        """Shift by the front end's frame-centre offset and trim to ``n_frames * hop`` samples."""
+        offset = self.cfg.n_fft // 2 - self.cfg.pad  # frame centres of the training front end lie this much later
+        return torch.nn.functional.pad(wave, (offset, 0))[:, :n_frames * self.cfg.hop_length]
+
+    @torch.inference_mode()
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        mag, angles, frames = self._setup(mel)
         if mag.device.type == "cpu":  # one item at a time: its arrays stay in cache (1.5-2x faster than a batch)
             wave = torch.cat([self._iterate(m[None], angles, frames) for m in mag])
         else:
             wave = self._iterate(mag, angles, frames)
-        offset = cfg.n_fft // 2 - cfg.pad  # frame centres of the training front end lie this much later
-        return torch.nn.functional.pad(wave, (offset, 0))[:, :length]
+        return self._aligned(wave, mag.shape[1])
+
+    @torch.inference_mode()
+    def vocode_warm(self, mel: torch.Tensor, phase: torch.Tensor | None = None):
+        """One log-mel ``(T, M)`` → ``(wave (T·hop,), unit phases (T, F))``, warm-started: the first ``K`` frames
+        start from ``phase`` ``(K, F)`` (unit-modulus, e.g. the phases a previous overlapping chunk converged to)
+        instead of the seeded random phase. ``phase=None`` gives exactly :meth:`forward` of ``mel``. The returned
+        phases are those of the final estimate's STFT, for the next chunk (:mod:`vaelib.stream`'s low-latency
+        mode)."""
+        mag, angles, frames = self._setup(mel)
+        if phase is not None:
+            angles = angles.clone()
+            angles[:phase.shape[0]] = phase.to(angles.device)
+        wave = self._iterate(mag, angles, frames)
+        spec = frames.stft(wave)[0]
+        return self._aligned(wave, mag.shape[1])[0], spec / (spec.abs() + 1e-16)
 
     def _iterate(self, mag: torch.Tensor, angles: torch.Tensor, frames: _Frames) -> torch.Tensor:
         """The fast Griffin-Lim loop on ``mag`` (B, T, F) from unit phases ``angles`` (T, F); returns (B, L).

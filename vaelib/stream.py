@@ -496,29 +496,19 @@ class LowLatencyRoundTrip:
         """
         import torch
 
-        from .models import GriffinLim, _Frames
+        from .models import GriffinLim
         from .pipeline import vocode
 
         mel = self._mel[a - self._mel0:b - self._mel0]
         voc = self.vocoder
         if not isinstance(voc, GriffinLim):
             return vocode(voc, [mel[None]])[0].astype(np.float64)
-        cfg, n = voc.cfg, b - a
-        with torch.inference_mode():
-            m = torch.from_numpy(np.ascontiguousarray(mel)).float().to(voc.inv_basis.device)
-            mag = torch.clamp(voc.inv_basis @ torch.exp(m).T, min=0.0).T.contiguous()  # (T, F)
-            gen = torch.Generator(device="cpu").manual_seed(voc.seed)
-            phase = torch.rand(mag.shape, generator=gen).to(mag.device) * 2 * torch.pi
-            angles = torch.polar(torch.ones_like(phase), phase)
-            if self._gl_prev is not None:
-                pa, pb, unit = self._gl_prev
-                angles[:min(pb, b) - a] = unit[a - pa:min(pb, b) - pa]
-            frames = _Frames(cfg.n_fft, cfg.hop_length, voc.window, n)
-            wave = voc._iterate(mag[None], angles, frames)
-            spec = frames.stft(wave)[0]
-            self._gl_prev = (a, b, spec / (spec.abs() + 1e-16))
-            offset = cfg.n_fft // 2 - cfg.pad  # as GriffinLim.forward: the front end's frame centres
-            wave = torch.nn.functional.pad(wave, (offset, 0))[0, :n * cfg.hop_length]
+        prev = None
+        if self._gl_prev is not None:  # warm start: the frames shared with the previous chunk keep its phases
+            pa, pb, unit = self._gl_prev
+            prev = unit[a - pa:min(pb, b) - pa]
+        wave, unit = voc.vocode_warm(torch.from_numpy(np.ascontiguousarray(mel)), prev)
+        self._gl_prev = (a, b, unit)
         return wave.float().cpu().numpy().astype(np.float64)
 
     def _emit(self) -> np.ndarray:
