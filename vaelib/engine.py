@@ -135,7 +135,6 @@ def _batchable(spec) -> bool:
 class _Clip:
     """One clip in flight: its plan, accumulators and outputs."""
 
-    index: int
     x: np.ndarray  # normalised, padded waveform (the reference)
     gain: float
     n_frames: int
@@ -239,14 +238,15 @@ class Engine:
         flight: collections.deque = collections.deque()
         self._wq: dict = collections.defaultdict(list)  # length -> [(clip, k)]
         self._vq: dict = collections.defaultdict(list)  # length -> [(clip, k)]
-        for i, wave in enumerate(waves):
+        for wave in waves:
             x = _to_wave_np(wave)
+            del wave  # only the normalised, padded copy is kept
             gain = 1.0
             if normalise:
                 x, gain = normalize(x)
             x = pad_to_multiple(x, self.cfg)
             n = x.shape[0] // self.hop
-            clip = _Clip(i, x, float(gain), n, self.win.plan(n))
+            clip = _Clip(x, float(gain), n, self.win.plan(n))
             flight.append(clip)
             for k, (_, length, _, _) in enumerate(clip.plan):
                 self._wq[length].append((clip, k))

@@ -19,6 +19,7 @@ import math
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter
 
 from .metrics import HIGH_BAND_HZ
 
@@ -525,6 +526,9 @@ def energy_ratio_figure(per_clip, lost_below: float = 0.9,
         style = {"color": "grey", "marker": "o", "ms": 6} if k == 0 else {"marker": "^v<>sd"[(k - 1) % 6], "ms": 5}
         ax.plot(x, order[col].to_numpy(dtype=float), ls="none", label=col, **style)
     ax.set_yscale("log")
+    for axis in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):  # 0.6, 1, 2 instead of 6×10⁻¹
+        axis(FormatStrFormatter("%g"))
+    ax.tick_params(axis="y", which="both", labelsize=7)
     ax.axhline(1.0, color="k", lw=0.8)
     ax.axhline(lost_below, color="k", lw=0.6, ls=":")
     ax.set_xticks(x)
