@@ -1,5 +1,6 @@
 """The corpus view of an eval run: built from the table, inert (hostile clip names stay text)."""
 
+import json
 from html.parser import HTMLParser
 
 import numpy as np
@@ -101,3 +102,33 @@ def test_means_follow_the_one_rule_geometric_for_ratios(eval_dir):
     if not np.isclose(geo, ratios.mean(), rtol=1e-3):  # the geometric mean shown, not the arithmetic one
         assert fmt_value(ratios.mean(), 4) not in html
     assert fmt_value(geo, 4) in html and MEAN_RULE in html.replace("&#x27;", "'")
+
+
+def test_worst_clip_players_are_loudness_matched_to_the_input(eval_dir, tmp_path):
+    """Each stage's excerpt is played at the input's RMS (the label says the gain), as the notebooks' players are;
+    the kept excerpt files are not changed."""
+    import base64
+    import io
+    import re
+
+    from vaelib.widgets import player_gains
+
+    before = {p.name: p.read_bytes() for p in (eval_dir / "audio").iterdir()}
+    html = write_eval_report(eval_dir, tmp_path / "page").read_text()
+    uris = re.findall(r'<audio controls preload="none" src="data:audio/flac;base64,([^"]+)"', html)
+    assert len(uris) >= 4
+    played = [sf.read(io.BytesIO(base64.b64decode(u)), dtype="float64")[0] for u in uris]
+    rms = [float(np.sqrt(np.mean(w**2))) for w in played]
+    summary = json.loads((eval_dir / "summary.json").read_text())
+    first = summary["worst"][0]
+    files = [eval_dir / "audio" / n for n in first["files"].values()]
+    kept = [sf.read(f, dtype="float64")[0] for f in files]
+    gains = player_gains([(str(i), w) for i, w in enumerate(kept)])
+    n = len(files)
+    for k in range(1, n):  # every stage of the first worst clip: the input's level unless that would clip
+        expect = gains[k] * float(np.sqrt(np.mean(kept[k] ** 2)))
+        assert rms[k] == pytest.approx(expect, rel=2e-3, abs=1e-4)
+        if gains[k] * np.abs(kept[k]).max() < 0.999:
+            assert rms[k] == pytest.approx(rms[0], rel=2e-3, abs=1e-4)
+    assert "played at" in html and "loudness-matched to the input" in html
+    assert {p.name: p.read_bytes() for p in (eval_dir / "audio").iterdir()} == before

@@ -23,7 +23,7 @@ import math
 from pathlib import Path
 
 from ..study.stages import MEAN_RULE, mean_over_clips
-from .html import audio_data_uri, csp_meta, fmt_value, html_text, png_data_uri
+from .html import csp_meta, fmt_value, html_text, png_data_uri, wave_data_uri
 
 __all__ = ["write_eval_report", "HEADLINE"]
 
@@ -106,8 +106,37 @@ def _boxplot(df, col, label) -> str:
     return _png(fig)
 
 
-def _audio(path: Path) -> str:
-    return f'<audio controls preload="none" src="{audio_data_uri(path)}"></audio>'
+def _player_rule() -> str:
+    from ..widgets import PLAYER_RULE  # widgets imports ipywidgets: only when a page has players
+
+    return PLAYER_RULE
+
+
+def _players(folder: Path, files: dict) -> list[str]:
+    """Labelled players of one worst clip's excerpts (``{stage: file name}``, the input first), loudness-matched to
+    the input as the notebooks' players are (:func:`vaelib.widgets.player_gains`; the kept files are untouched):
+    A/B listening compares content, not level. An excerpt that does not read is left out."""
+    import soundfile as sf
+
+    from ..widgets import player_gains
+
+    loaded = []
+    for stage, name in files.items():
+        f = folder / Path(str(name)).name
+        if not f.is_file():
+            continue
+        try:
+            wave, sr = sf.read(f, dtype="float32", always_2d=False)
+        except Exception:  # a damaged excerpt: no player, never a failed page
+            continue
+        loaded.append((stage, wave.reshape(-1), sr))
+    gains = player_gains([(stage, wave) for stage, wave, _ in loaded])
+    out = []
+    for (stage, wave, sr), g in zip(loaded, gains, strict=True):
+        label = html_text(stage) + (f" (played at {20 * math.log10(g):+.1f} dB)" if abs(20 * math.log10(g)) >= 0.05
+                                    else "")
+        out.append(f'{label}<br><audio controls preload="none" src="{wave_data_uri(wave * g, sr)}"></audio>')
+    return out
 
 
 def write_eval_report(eval_dir, out_dir=None) -> Path:
@@ -225,15 +254,12 @@ def write_eval_report(eval_dir, out_dir=None) -> Path:
         if worst:
             rows = []
             for w in worst:
-                players = []
-                for stage, name in (w.get("files") or {}).items():
-                    f = eval_dir / "audio" / Path(str(name)).name
-                    if f.is_file():
-                        players.append(f"{html_text(stage)}<br>{_audio(f)}")
+                players = _players(eval_dir / "audio", w.get("files") or {})
                 rows.append((html_text(w.get("rank")), html_text(w.get("clip")), html_text(w.get("category") or ""),
                              _fmt(w.get("dec_mel_lsd_hf")), "<br>".join(players) or "–"))
             parts.append(f'<p class="note">Excerpts: the first {_fmt(worst[0].get("excerpt_s", ""), 3)} s of each '
-                         "clip (input, then each stage), as kept by <code>vaelib eval</code>.</p>")
+                         "clip (input, then each stage), as kept by <code>vaelib eval</code>; "
+                         f"{html_text(_player_rule())}.</p>")
             parts.append(_table(["#", "clip", "category", "mel LSD-HF", "listen"], rows, text_cols=3))
         g = df[df["stage"] == "vae"].sort_values("dec_mel_lsd_hf", ascending=False).head(MAX_LISTED)
         rows = [(html_text(i + 1), html_text(r["clip"]), html_text(r["category"] or ""), _fmt(r["duration_s"], 4),

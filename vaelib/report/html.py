@@ -10,8 +10,8 @@ interpreted as markup. One helper per target, used everywhere:
 * :func:`md_code` — an inline code span (``\\`name\\```) whose content cannot break out of the span;
 * :data:`CSP` / :func:`csp_meta` — the Content-Security-Policy every exported page carries (defence in depth):
   inline styles, ``data:`` images and media allowed; no script at all, no remote loads, no ``javascript:`` URLs;
-* :func:`fmt_value`, :func:`png_data_uri`, :func:`audio_data_uri` — how every page formats a number and embeds a
-  figure or a recording (plain text / ``data:`` URIs; escape the text where it meets HTML).
+* :func:`fmt_value`, :func:`png_data_uri`, :func:`audio_data_uri`, :func:`wave_data_uri` — how every page formats a
+  number and embeds a figure or a recording (plain text / ``data:`` URIs; escape the text where it meets HTML).
 
 See ``docs/security.md`` for the threat model and the tests that guard it.
 """
@@ -29,7 +29,7 @@ from pathlib import Path
 from .._util import one_line
 
 __all__ = ["CSP", "csp_meta", "find_active_content", "html_text", "md_code", "md_text", "fmt_value", "png_data_uri",
-           "audio_data_uri"]
+           "audio_data_uri", "wave_data_uri"]
 
 #: Content-Security-Policy of every HTML page vaelib writes. ``script-src 'none'`` forbids inline and remote
 #: script (and with it ``on*`` handlers and ``javascript:`` URLs); images and audio may only be ``data:`` URIs
@@ -129,3 +129,12 @@ def audio_data_uri(path) -> str:
     path = Path(path)
     mime = _AUDIO_MIME.get(path.suffix.lower(), "audio/flac")
     return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def wave_data_uri(wave, sr: int) -> str:
+    """A waveform (float, within [-1, 1]) as a ``data:audio/flac;base64,...`` URI (16-bit FLAC)."""
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, wave, int(sr), format="FLAC", subtype="PCM_16")
+    return "data:audio/flac;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
