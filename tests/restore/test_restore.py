@@ -266,6 +266,7 @@ def test_cli_train_restorer_end_to_end(tiny_snapshot, audio_dir, tmp_path, capsy
     card = (out / "MODEL_CARD.md").read_text()
     assert "Held-out clips" in card and "mel LSD ≥ 4 kHz" in card
     assert "Per clip" in card and card.count(" of ") >= 2 and "worst clip" in card  # distributions, not only means
+    assert "energy |log-ratio|" not in card  # no energy term in this run's loss
     before = (out / "model.safetensors").read_bytes()
     assert main(argv) == 2  # refuses to overwrite
     err = capsys.readouterr().err
@@ -539,3 +540,15 @@ def test_two_trainings_on_one_folder_the_second_stops_naming_the_first(vae, pair
     time.sleep(0.1)
     restore.train_restorer(vae, None, folder, opts=_opts(steps=1), channels=8, pairs=pairs, progress=False)
     assert (folder / "model.safetensors").is_file()
+
+
+def test_card_states_the_energy_term_of_the_loss(tiny_snapshot, audio_dir, tmp_path):
+    """A restorer trained with --energy-weight says so in its card's loss line."""
+    from vaelib.cli import main
+
+    out = tmp_path / "energy"
+    assert main(["train-restorer", "--model", str(tiny_snapshot), "--audio", str(audio_dir), "--out", str(out),
+                 "--steps", "2", "--device", "cpu", "--channels", "8", "--crop-frames", "32", "--batch-size", "2",
+                 "--holdout", "0.5", "--no-progress", "--energy-weight", "0.5"]) == 0
+    loss = next(line for line in (out / "MODEL_CARD.md").read_text().splitlines() if line.startswith("| loss |"))
+    assert "+ 0.5 × clip high-band energy |log-ratio|" in loss

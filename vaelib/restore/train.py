@@ -555,7 +555,9 @@ def model_card(info: dict, ev: dict, rows: list[dict]) -> str:
         + ("a fixed set, `--holdout-files`" if info["options"].get("holdout_files")
            else f"a seeded {100 * info['options'].get('holdout', 0.15):g} % split stratified by type") + ") |",
         f"| loss | band-weighted L1 on log-mel (×{info['options']['hf_weight']:g} at ≥ 4 kHz) + "
-        f"{info['options']['lsd_weight']:g} × per-frame high-band RMS log-ratio (see `vaelib.restore`) |",
+        f"{info['options']['lsd_weight']:g} × per-frame high-band RMS log-ratio"
+        + (f" + {info['options']['energy_weight']:g} × clip high-band energy |log-ratio|"
+           if info["options"].get("energy_weight") else "") + " (see `vaelib.restore`) |",
         f"| augmentation | {info['options'].get('augment', 0)} re-coloured cop(ies) per training clip |",
         *([f"| resumed | planned for {info['extended_from_steps']} steps, extended to {info['options']['steps']} "
            "(`--extend-steps`) |"] if info.get("extended_from_steps") is not None else []),
