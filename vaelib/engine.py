@@ -145,7 +145,6 @@ class _Clip:
     acc: dict = dataclasses.field(default_factory=dict)  # stage -> float64 accumulator of frames [acc0, ...)
     acc0: int = 0
     windows_done: int = 0
-    final: int = 0  # mel frames < final are final
     chunks_queued: int = 0
     chunks_done: int = 0
     wacc: dict = dataclasses.field(default_factory=dict)
@@ -311,7 +310,7 @@ class Engine:
         for s in clip.stages:
             clip.mels[s][clip.acc0:upto] = clip.acc[s][:cut]
             clip.acc[s] = clip.acc[s][cut:]
-        clip.acc0 = clip.final = upto
+        clip.acc0 = upto
         self._queue_chunks(clip)
 
     def _queue_chunks(self, clip: _Clip) -> None:
@@ -321,7 +320,7 @@ class Engine:
             return
         while clip.chunks_queued < len(clip.plan):
             start, length, _, _ = clip.plan[clip.chunks_queued]
-            if start + length > clip.final:
+            if start + length > clip.acc0:  # mel frames before acc0 are final
                 return
             self._vq[length].append((clip, clip.chunks_queued))
             clip.chunks_queued += 1

@@ -96,10 +96,6 @@ def score_long_many(ref, ests: dict, sr: int = 16000, cfg=None, segment_s: float
     Returns ``{name: dict}``, each equal to ``score_long(ref, ests[name])``. Every estimate is truncated to its
     common length with ``ref`` separately.
     """
-    import torch
-
-    from .audio import mel_basis
-
     sr = _m._check_sr(sr)
     cfg = _m._cfg_for(cfg, sr)
     o_all = np.asarray(ref).reshape(-1)
@@ -122,9 +118,9 @@ def score_long_many(ref, ests: dict, sr: int = 16000, cfg=None, segment_s: float
         parts = [out[k] for k in names]
         _sums(o, rs, parts, n, seg)
         _lsd(o, rs, parts, n, seg, sr)
-        _mrstft(o, rs, parts, n, seg, torch)
+        _mrstft(o, rs, parts, n, seg)
         _welch_terms(o, rs, parts, n, seg, sr)
-        _mel_errors(o, rs, parts, n, seg, cfg, torch, mel_basis)
+        _mel_errors(o, rs, parts, n, seg, cfg)
         fn, prefix = _retention()
         for r, part in zip(rs, parts, strict=True):
             for key, v in fn(o[:8192].astype(np.float64), r[:8192].astype(np.float64), sr=sr).items():
@@ -192,9 +188,11 @@ def _lsd(o, rs, parts, n, seg, sr):
             part[key] = s[key] / n_frames
 
 
-def _mrstft(o, rs, parts, n, seg, torch):
+def _mrstft(o, rs, parts, n, seg):
     """Multi-resolution STFT terms per resolution: ``Σ(|T|−|E|)²``, ``Σ|T|²``, ``Σ|log|T| − log|E||`` over frames
     of ``torch.stft(center=True)`` (reflect padding) cut from the padded signal."""
+    import torch
+
     k = len(rs)
     sc_all, mag_all = [[] for _ in rs], [[] for _ in rs]
     for n_fft_r, hop_r in _m.MRSTFT_RESOLUTIONS:
@@ -250,8 +248,12 @@ def _welch_terms(o, rs, parts, n, seg, sr):
         part["added_hf_flatness"] = _m._added_flatness_from_psd(f, p_o, pr, sr, high, 1e-12)
 
 
-def _mel_errors(o, rs, parts, n, seg, cfg, torch, mel_basis):
+def _mel_errors(o, rs, parts, n, seg, cfg):
     """Per-band log-mel error of the training front end (frames of :func:`vaelib.audio.wav_to_mel`)."""
+    import torch
+
+    from .audio import mel_basis
+
     mel_frames = -(-n // cfg.hop_length)
     mel_frames = max(cfg.time_multiple, -(-mel_frames // cfg.time_multiple) * cfg.time_multiple)
     padded = mel_frames * cfg.hop_length
