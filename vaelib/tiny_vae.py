@@ -9,11 +9,17 @@ Training objective (per batch of log-mel crops ``x`` made by :func:`vaelib.audio
     loss = mean |x - decode(z)| + kl_weight * KL(q(z|x) || N(0, I)) / latent_size,   z ~ q(z|x)
 
 and, with ``latent_noise = a > 0``, the decoder fed ``z + σ·std(z)·ε`` instead of ``z`` (``σ ~ U(0, a)`` per crop,
-``ε ~ N(0, I)``, ``std(z)`` the crop's latent standard deviation, not back-propagated): latent noise augmentation.
-(Measured 2026-12-02, fine-tuning the bundled weights 1200 steps with a = 1 and 2: it halves the decoder's answer to
-a small white perturbation but does *not* stop the seed's Laplacian boost from exploding — that boost moves this
-latent by about 3× its own standard deviation, because the latent is rough at the pixel scale; the bundled weights
-are still the ``latent_noise = 0`` run. MODEL_CARD.md, "Sensitivity".)
+``ε ~ N(0, I)``, ``std(z)`` the crop's latent standard deviation, not back-propagated): latent noise augmentation;
+with ``smooth_weight = w > 0``, ``+ w · R(μ)``, the Laplacian roughness of the posterior mean latent
+(:func:`latent_roughness`, ``mean(L(μ)²) / mean(μ²)``): a smoothness prior on the latent.
+
+Why both exist (measured 2026-12-02, MODEL_CARD.md "Sensitivity"): the bundled latent is rough at the pixel scale
+(``R ≈ 25``; white noise is 72), so the seed's Laplacian boost ``z + 0.5·L(z)`` moves it by about 3× its own
+standard deviation and the decode explodes (SNR −60 dB vs VAE only). The smoothness term alone makes the latent
+smooth (``R`` 0.15–0.7) but the decoder then amplifies what the encoder never produces (its answer to a white
+perturbation grows 8–16×); latent noise alone lets the encoder roughen again. Both together bring the seed's four
+settings to −0.0 … −10.8 dB at a mel-L1 cost: the bundled weights are still the plain run, as no candidate yet
+keeps both the SNR bound and the mel-L1 bar.
 
 Waveform augmentation before the front end: random crops, random gain (±12 dB before the
 training normalisation's peak 0.5 is undone), and mixes of two clips. After training, ``scaling_factor`` is set
@@ -35,7 +41,7 @@ import torch.nn.functional as F
 from .audio import LOG_CLAMP, MelConfig, load_audio, normalize, pad_to_multiple, wav_to_mel
 
 __all__ = ["TinyVAEConfig", "TrainConfig", "make_tiny_vae", "CropSampler", "train", "set_scaling_factor",
-           "naive_codec", "evaluate", "latent_sensitivity"]
+           "naive_codec", "evaluate", "latent_sensitivity", "latent_roughness"]
 
 
 @dataclasses.dataclass
@@ -59,6 +65,7 @@ class TrainConfig:
     lr_min: float = 1e-4
     kl_weight: float = 1e-3
     latent_noise: float = 0.0
+    smooth_weight: float = 0.0
     mix_prob: float = 0.3
     gain_db: float = 12.0
     seed: int = 0
@@ -120,7 +127,8 @@ class CropSampler:
 def train(model, sampler: CropSampler, cfg: TrainConfig | None = None, log_path=None, progress: bool = True):
     """Train ``model`` in place with Adam and a cosine learning-rate schedule.
 
-    Returns the list of logged rows (dicts with ``step``, ``loss``, ``l1``, ``kl``, ``lr``, ``seconds``), also
+    Returns the list of logged rows (dicts with ``step``, ``loss``, ``l1``, ``kl``, ``roughness``, ``lr``,
+    ``seconds``), also
     written to ``log_path`` (CSV) when given.
     """
     from tqdm.auto import tqdm
@@ -147,16 +155,18 @@ def train(model, sampler: CropSampler, cfg: TrainConfig | None = None, log_path=
         rec = model.decode(z).sample
         l1 = (rec - x).abs().mean()
         kl = post.kl().mean() / post.mean[0].numel()  # nats per latent element
-        loss = l1 + cfg.kl_weight * kl
+        rough = latent_roughness(post.mean)
+        loss = l1 + cfg.kl_weight * kl + cfg.smooth_weight * rough
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
-        acc.append((loss.item(), l1.item(), kl.item()))
+        acc.append((loss.item(), l1.item(), kl.item(), rough.item()))
         if step % cfg.log_every == 0 or step == cfg.steps or step == 1:
             m = np.mean(acc, axis=0)
             rows.append({"step": step, "loss": float(m[0]), "l1": float(m[1]), "kl": float(m[2]),
+                         "roughness": float(m[3]),
                          "lr": float(sched.get_last_lr()[0]), "seconds": round(time.time() - t0, 1)})
             acc = []
             if log_file is not None:  # written as it goes, so a long run can be watched
@@ -169,6 +179,25 @@ def train(model, sampler: CropSampler, cfg: TrainConfig | None = None, log_path=
     if log_file is not None:
         log_file.close()
     return rows
+
+
+#: The 8-neighbour discrete Laplacian (the operator of the seed's frequency boost, docs/reference.md §3).
+_LAPLACIAN = torch.tensor([[-1.0, -1.0, -1.0], [-1.0, 8.0, -1.0], [-1.0, -1.0, -1.0]])
+
+
+def latent_roughness(z: torch.Tensor) -> torch.Tensor:
+    """Laplacian energy of a latent relative to its energy: ``R(z) = mean(L(z)²) / mean(z²)``.
+
+    ``L`` is the 8-neighbour Laplacian ``[[-1,-1,-1],[-1,8,-1],[-1,-1,-1]]`` per channel with zero padding (a
+    discrete second derivative: the thin-plate / Tikhonov smoothness prior, e.g. Terzopoulos 1986; zero padding =
+    the latent prior's mean outside the map). ``R`` is scale-free: 0 for a constant-zero border-free map, about
+    ``8² + 8 = 72`` for white noise, and ``4 (g - 1)² R`` is the relative energy the seed's frequency boost of gain
+    ``g`` adds (``z' = z + (g - 1) L(z)``). The bundled VAE before this term: ``R ≈ 25`` on the demo eval clips.
+    """
+    c = z.shape[1]
+    k = _LAPLACIAN.to(z.device, z.dtype).view(1, 1, 3, 3).repeat(c, 1, 1, 1)
+    lap = F.conv2d(z, k, padding=1, groups=c)
+    return lap.pow(2).mean() / z.pow(2).mean().clamp_min(1e-12)
 
 
 @torch.no_grad()
