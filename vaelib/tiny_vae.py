@@ -193,7 +193,8 @@ def latent_roughness(z: torch.Tensor) -> torch.Tensor:
     discrete second derivative: the thin-plate / Tikhonov smoothness prior, e.g. Terzopoulos 1986; zero padding =
     the latent prior's mean outside the map). ``R`` is scale-free; it is small for a map that varies slowly and
     vanishes at the border, ``8² + 8 = 72`` in expectation for white noise, and ``(g - 1)² R`` is the relative
-    energy the seed's frequency boost of gain ``g`` adds (``z' = z + (g - 1) L(z)``: ``0.25 R`` at the seed's 1.5). The bundled VAE before this term: ``R ≈ 25`` on the demo eval clips.
+    energy the seed's frequency boost of gain ``g`` adds (``z' = z + (g - 1) L(z)``: ``0.25 R`` at the seed's 1.5).
+    The bundled VAE before this term: ``R ≈ 25`` on the demo eval clips.
     """
     from .enhance import laplacian
 
