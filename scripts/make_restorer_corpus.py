@@ -24,7 +24,11 @@ installed the script re-checks that (reading it only to exclude) and stops if a 
 of its sounds.
 
 ``--real-extra [PACKAGE ...]`` adds :data:`REAL_SOURCES_EXTRA` (desktop event sounds, Sonic Pi samples, KLettres real
-speech). Every run writes ``heldout.lst``, the fixed held-out set (:data:`HELDOUT`) for ``vaelib train-restorer
+speech). ``--real-more [PACKAGE ...]`` adds :data:`REAL_SOURCES_MORE` (game voice acting, effects, game and
+orchestral music; long files cut to an excerpt), with or without ``--real``; ``--exclude-like DIR ...`` leaves out
+every real training file that correlates ≥ 0.5 with an audio file under those folders (the test and selection sets
+of ``scripts/make_realtest.py``) and lists it in ``dropped.csv``. Every run writes ``heldout.lst``, the fixed
+held-out set (:data:`HELDOUT`) for ``vaelib train-restorer
 --holdout-files``.
 
 Usage::
@@ -32,6 +36,7 @@ Usage::
     python scripts/make_restorer_corpus.py --out /tmp/restorer_corpus     # refuses a non-empty folder
     python scripts/make_restorer_corpus.py --out /tmp/rcorpus3 --rounds 3 --real   # the bundled restorers' corpus
     python scripts/make_restorer_corpus.py --out /tmp/rc3k --rounds 3 --real --real-extra klettres-data  # + speech
+    python scripts/make_restorer_corpus.py --out /tmp/rcmore --rounds 0 --real-more --exclude-like /tmp/realtest
 """
 
 from __future__ import annotations
@@ -206,6 +211,20 @@ REAL_SOURCES_EXTRA = (
     # real speech: letters and syllables spoken in 19 languages (GPL-2+); every 6th file (~8.5 min of 51)
     ("klettres-data", "/usr/share/klettres/*/*/*.ogg", "speech_klettres", 6),
 )
+#: Still more real recordings (``--real-more``; added for the fourth round, docs/restorers.md): recorded game voice
+#: acting in 15 voice packs (every 4th file), game effects, and game and orchestral music (Hedgewars, GPL-2; The
+#: Battle for Wesnoth's soundtrack, GPL-2+; Frozen Bubble, GPL-2; Tux Typing, GPL-3 / CC). Files longer than
+#: :data:`EXCERPT_S`'s start + length are cut to that excerpt (whole soundtrack tracks would outweigh the rest).
+REAL_SOURCES_MORE = (
+    ("hedgewars-data", "/usr/share/games/hedgewars/Data/Sounds/voices/*/*.ogg", "speech_hedgewars", 4),
+    ("hedgewars-data", "/usr/share/games/hedgewars/Data/Sounds/*.ogg", "hedgewars"),
+    ("hedgewars-data", "/usr/share/games/hedgewars/Data/Music/*.ogg", "music_hedgewars"),
+    ("wesnoth-1.16-music", "/usr/share/games/wesnoth/1.16/data/core/music/*.ogg", "music_wesnoth"),
+    ("frozen-bubble-data", "/usr/share/games/frozen-bubble/snd/*.ogg", "frozen_bubble"),
+    ("tuxtype-data", "/usr/share/tuxtype/sounds/*.[wo][ag][vg]", "tuxtype"),
+)
+#: (start, length) in seconds of the excerpt kept of a long ``--real-more`` file.
+EXCERPT_S = (20.0, 20.0)
 SONIC_PI_TYPES = {"drums": ("bd_", "sn_", "drum_", "tabla_", "perc_", "glitch_perc", "loop_amen", "loop_breakbeat",
                             "loop_perc", "loop_tabla", "loop_compus", "loop_safari", "elec_filt_snare", "elec_hi_snare",
                             "elec_lo_snare", "elec_mid_snare", "elec_snare", "elec_hollow_kick", "elec_soft_kick",
@@ -214,6 +233,8 @@ SONIC_PI_TYPES = {"drums": ("bd_", "sn_", "drum_", "tabla_", "perc_", "glitch_pe
 SOUND_ICON_TYPES = {"music": ("cembalo", "chord", "electric-piano", "guitar", "klavichord", "piano", "trumpet",
                               "violoncello", "xylofon"),
                     "drums": ("percussion", "cymbaly")}
+FROZEN_BUBBLE_TYPES = {"music": ("frozen-mainzik", "introzik")}
+TUXTYPE_TYPES = {"music": ("amidst_the_raindrops", "chiptune2", "tuxi")}
 #: Files of the chosen packages left out because they correlate with a sound-theme-freedesktop sound
 #: (max normalised cross-correlation at 8 kHz ≥ 0.5; Oxygen-Im-Message-In is message-new-instant).
 EXCLUDED = (
@@ -296,7 +317,8 @@ def _slug(text: str) -> str:
 
 def _typed_prefix(stem: str, prefix: str) -> str:
     """The name prefix of one file: per-file types for ``sound-icons`` and Sonic Pi, else the source's prefix."""
-    table = {"icon": SOUND_ICON_TYPES, "sonicpi": SONIC_PI_TYPES}.get(prefix)
+    table = {"icon": SOUND_ICON_TYPES, "sonicpi": SONIC_PI_TYPES, "frozen_bubble": FROZEN_BUBBLE_TYPES,
+             "tuxtype": TUXTYPE_TYPES}.get(prefix)
     if table is None:
         return prefix
     for kind, words in table.items():
@@ -329,8 +351,51 @@ class _DupGuard:
         return max((float(np.abs(fftconvolve(x, y[::-1])).max()), name) for name, y in self.refs)
 
 
-def real_clips(sources=REAL_SOURCES):
-    """(name, waveform at 16 kHz) of the real-recording part, in a fixed order; prints what it skips."""
+class _LikeGuard:
+    """Max normalised cross-correlation of a clip with every audio file under some folders (e.g. the real-recordings
+    test and selection sets of ``scripts/make_realtest.py``), by that script's own measure (mean-free, unit-norm
+    4 kHz signals, any lag), so that a training file is checked against those sets exactly as they were built."""
+
+    def __init__(self, folders=()):
+        from make_realtest import _env4k, load16k
+
+        from vaelib.audio import find_audio
+
+        self.names, refs = [], []
+        for folder in folders:
+            for f in find_audio(folder):
+                self.names.append(str(f))
+                refs.append(_env4k(load16k(f)))
+        self.refs = refs
+        self.longest = max(map(len, refs), default=0)
+        self._spectra: dict[int, np.ndarray] = {}
+
+    def worst(self, x16: np.ndarray) -> tuple[float, str]:
+        from make_realtest import _env4k
+
+        if not self.refs:
+            return 0.0, ""
+        a = _env4k(x16)
+        nfft = 1 << (len(a) + self.longest - 1).bit_length()
+        if nfft not in self._spectra:  # every reference's spectrum once per FFT size (a few powers of two)
+            self._spectra[nfft] = np.conj(np.stack([np.fft.rfft(r, nfft) for r in self.refs]))
+        c = np.abs(np.fft.irfft(np.fft.rfft(a, nfft)[None] * self._spectra[nfft], nfft)).max(axis=1)
+        k = int(np.argmax(c))
+        return float(c[k]), self.names[k]
+
+
+def _excerpt(x: np.ndarray) -> np.ndarray:
+    start, length = (int(v * mc.SR) for v in EXCERPT_S)
+    return x[start:start + length] if len(x) > start + length else x
+
+
+def real_clips(sources=REAL_SOURCES, like: _LikeGuard | None = None, excerpt: bool = False, dropped=None):
+    """(name, waveform at 16 kHz) of the real-recording part, in a fixed order; prints what it skips.
+
+    ``like``: files correlating ≥ :data:`DUP_LIMIT` with one of its files are left out; with a ``dropped`` list, a
+    file that close to a freedesktop sound is left out too (without one, that stops the script: :data:`EXCLUDED` is
+    curated by hand), each appended as (file, score, matching file); ``excerpt``: long files are cut to
+    :data:`EXCERPT_S`."""
     import glob
 
     from vaelib.audio import load_audio
@@ -358,9 +423,17 @@ def real_clips(sources=REAL_SOURCES):
             if not np.any(x):
                 print(f"  skipped (silent): {f}")
                 continue
+            if excerpt:
+                x = _excerpt(x)
             score, ref = guard.worst(x)
-            if score >= DUP_LIMIT:
+            if score >= DUP_LIMIT and dropped is None:
                 raise SystemExit(f"error: {f} correlates {score:.2f} with freedesktop {ref}; add it to EXCLUDED")
+            if score < DUP_LIMIT and like is not None:
+                score, ref = like.worst(x)
+            if score >= DUP_LIMIT:
+                print(f"  dropped (correlates {score:.2f} with {ref}): {f}")
+                dropped.append((f, score, ref))
+                continue
             root = pattern.split("*")[0]
             stem = "_".join(Path(f).relative_to(root).with_suffix("").parts) if "/" in pattern[len(root):] \
                 else Path(f).stem  # globbed folders name the file too (klettres: one "a.ogg" per language)
@@ -396,6 +469,13 @@ def main(argv=None) -> int:
     extra = sorted({src[0] for src in REAL_SOURCES_EXTRA})
     ap.add_argument("--real-extra", nargs="*", default=None, metavar="PACKAGE", choices=extra,
                     help=f"with --real: also REAL_SOURCES_EXTRA, all of it or these packages ({', '.join(extra)})")
+    more = sorted({src[0] for src in REAL_SOURCES_MORE})
+    ap.add_argument("--real-more", nargs="*", default=None, metavar="PACKAGE", choices=more,
+                    help=f"also REAL_SOURCES_MORE (long files cut to an excerpt), all of it or these packages "
+                         f"({', '.join(more)}); works without --real")
+    ap.add_argument("--exclude-like", type=Path, nargs="*", default=[], metavar="DIR",
+                    help="leave out every real training file that correlates >= 0.5 with an audio file under these "
+                         "folders (e.g. the test and selection sets of make_realtest.py; listed in dropped.csv)")
     args = ap.parse_args(argv)
     if args.real_extra is not None and not args.real:
         print("error: --real-extra adds to --real; pass both", file=sys.stderr)
@@ -420,12 +500,26 @@ def main(argv=None) -> int:
             dur = mc.write_clip(mc.Clip(name, ".", "x", "", "", render), x, args.out)
             total += dur
             print(f"{name:36s} {dur:5.2f} s  >4 kHz {100 * mc.high_band_fraction(x):5.1f} %")
-    if args.real:
+    if args.real or args.real_more is not None:
         import soundfile as sf
 
-        picked = tuple(src for src in REAL_SOURCES_EXTRA if args.real_extra is not None
-                       and (not args.real_extra or src[0] in args.real_extra))
-        real = real_clips(REAL_SOURCES + picked)
+        like = _LikeGuard(args.exclude_like) if args.exclude_like else None
+        dropped: list = []
+        real = []
+        if args.real:
+            picked = tuple(src for src in REAL_SOURCES_EXTRA if args.real_extra is not None
+                           and (not args.real_extra or src[0] in args.real_extra))
+            real += real_clips(REAL_SOURCES + picked, like=like, dropped=dropped if like is not None else None)
+        if args.real_more is not None:
+            picked = tuple(src for src in REAL_SOURCES_MORE if not args.real_more or src[0] in args.real_more)
+            real += real_clips(picked, like=like, excerpt=True, dropped=dropped)
+        if like is not None or dropped:
+            import csv
+
+            with open(args.out / "dropped.csv", "w", newline="", encoding="utf-8") as fh:
+                w = csv.writer(fh)
+                w.writerow(["file", "max_xcorr", "like"])
+                w.writerows((f, f"{score:.3f}", ref) for f, score, ref in dropped)
         for name, x in real:
             if (args.out / f"{name}.flac").exists():
                 raise SystemExit(f"error: two clips named {name}")
