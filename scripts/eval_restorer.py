@@ -140,6 +140,69 @@ def table(summary: dict) -> str:
     return "\n".join(lines)
 
 
+#: Restorer labels scored by ``--perceptual`` (besides the plain VAE and every ``--restorer``).
+PERCEPTUAL_LABELS = ("learned",)
+
+
+def perceptual_scores(pairs: list[dict], vae, methods: dict, labels, vocoder) -> list[dict]:
+    """Seed step 4.2's perceptual check: the plain VAE and each mel restorer of ``labels`` vocoded with ``vocoder``
+    (Griffin-Lim for the bundled model: seeded, the same initial phase for every output) and scored against the
+    normalised input waveform of the same window by :func:`vaelib.study.perceptual.perceptual_rows` (ViSQOL audio
+    mode for every clip; ViSQOL speech mode, STOI, ESTOI, PESQ-WB for speech clips). One row per (clip, label)."""
+    from vaelib import enhance
+    from vaelib.audio import load_audio
+    from vaelib.categories import category_of
+    from vaelib.pipeline import encode_decode, vocode
+    from vaelib.study.perceptual import perceptual_rows
+
+    cfg = vae.mel_config
+    out = []
+    for it in pairs:
+        frames = it["mel"].shape[-2]
+        x = load_audio(it["path"], sr=cfg.sr)[: frames * cfg.hop_length]
+        enc = encode_decode(x, vae)  # the same normalised, padded window the pair was made from
+        mels = [it["dec"]] + [enhance.apply(methods[lab][0], it["dec"], methods[lab][1]) for lab in labels]
+        waves = vocode(vocoder, [m[0, 0] for m in mels])
+        stages = {lab: np.asarray(w, dtype=np.float64) for lab, w in zip(("vae", *labels), waves, strict=True)}
+        ref = np.asarray(enc.wave, dtype=np.float64)
+        n = min(len(ref), *(len(w) for w in stages.values()))
+        rows = perceptual_rows([(it["name"], category_of(it["path"]), ref[:n], {k: w[:n] for k, w in stages.items()})],
+                               sr=cfg.sr)
+        out += rows.to_dict("records")
+    return out
+
+
+def perceptual_summary(rows: list[dict]) -> dict:
+    """Per label and measure (higher is better): mean, and against the plain VAE per clip — median difference,
+    clips improved (difference > 0), worst clip (lowest difference) — over the clips the measure applies to."""
+    labels = list(dict.fromkeys(r["label"] for r in rows))
+    base = {r["clip"]: r for r in rows if r["label"] == "vae"}
+    out = {}
+    for lab in labels:
+        sel = {r["clip"]: r for r in rows if r["label"] == lab}
+        out[lab] = {}
+        for key in ("visqol", "visqol_speech", "stoi", "estoi", "pesq_wb"):
+            clips = [c for c in sel if np.isfinite(sel[c][key]) and np.isfinite(base[c][key])]
+            if not clips:
+                continue
+            d = np.array([sel[c][key] - base[c][key] for c in clips])
+            k = int(np.argmin(d))
+            out[lab][key] = {"mean": float(np.mean([sel[c][key] for c in clips])), "clips": len(clips),
+                             "median_diff": float(np.median(d)), "improved": int((d > 0).sum()),
+                             "worst_diff": float(d[k]), "worst_clip": clips[k]}
+    return out
+
+
+def perceptual_table(summary: dict) -> str:
+    lines = ["| method | measure | mean | clips | median change vs VAE | clips improved | worst clip |",
+             "|---|---|---|---|---|---|---|"]
+    for lab, per in summary.items():
+        for key, m in per.items():
+            lines.append(f"| {lab} | {key} | {m['mean']:.3f} | {m['clips']} | {m['median_diff']:+.3f} | "
+                         f"{m['improved']} of {m['clips']} | {m['worst_clip']} {m['worst_diff']:+.3f} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, required=True, help="JSON file to write (refused if it exists)")
@@ -150,6 +213,9 @@ def main(argv=None) -> int:
                     help="a folder written by scripts/make_realtest.py: its test/ and selection/ sets are scored too")
     ap.add_argument("--no-demo", action="store_true", help="skip the demo eval clips")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--perceptual", action="store_true",
+                    help="also vocode (Griffin-Lim) the plain VAE, `learned` and every --restorer and score them by "
+                         "the perceptual measures (vaelib[perceptual]; ~1.5 s per clip and method)")
     args = ap.parse_args(argv)
     if args.out.exists():
         print(f"error: {args.out} exists; pass a new file", file=sys.stderr)
@@ -181,6 +247,15 @@ def main(argv=None) -> int:
         print(f"warning: {args.real} missing: real recordings not scored "
               "(apt-get install --no-install-recommends sound-theme-freedesktop)", file=sys.stderr)
     result = {}
+    if args.perceptual:
+        from vaelib.models import load_vocoder
+        from vaelib.study import perceptual_ready
+
+        if not perceptual_ready():
+            print("error: --perceptual needs the perceptual measures: pip install -e '.[perceptual]'", file=sys.stderr)
+            return 2
+        vocoder = load_vocoder("griffinlim")
+        plabels = (*PERCEPTUAL_LABELS, *(Path(f).name for f in args.restorer))
     for name, pairs in sources.items():
         rows = score_variants(pairs, vae, methods)
         result[name] = {"clips": len({r["clip"] for r in rows}), "summary": summarise(rows), "per_clip": rows}
@@ -194,6 +269,12 @@ def main(argv=None) -> int:
                 bad = [k for k, (_, _, ok) in crit.items() if not ok]
                 print(f"- {lab}: " + ("meets every check" if not bad else "misses " + ", ".join(
                     f"{k} ({crit[k][0]:+.3f} vs {crit[k][1]:+.3f})" for k in bad)))
+        if args.perceptual:
+            prows = perceptual_scores(pairs, vae, methods, plabels, vocoder)
+            prows = [{**r, "label": r.pop("stage")} for r in prows]
+            result[name]["perceptual"] = {"summary": perceptual_summary(prows), "per_clip": prows}
+            print(f"\n#### {name}: perceptual measures (Griffin-Lim; higher is better)\n")
+            print(perceptual_table(result[name]["perceptual"]["summary"]))
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     return 0
 
