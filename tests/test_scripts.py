@@ -86,3 +86,57 @@ def test_restorer_corpus_names_and_types():
     assert mod._forbidden("/usr/share/sounds/freedesktop/stereo/bell.oga")
     assert not mod._forbidden("/usr/share/sounds/deepin/stereo/message.wav")
     assert not set(mod.HELDOUT) & set(mod.EXCLUDED) and len(set(mod.HELDOUT)) == 42
+
+
+def test_restorer_corpus_like_guard_finds_a_shifted_copy_and_passes_other_audio(tmp_path):
+    """--exclude-like: a training file that is a delayed, scaled copy of a test file correlates ~1 with it (by
+    make_realtest's own measure); independent noise does not; long files are cut to the documented excerpt."""
+    import numpy as np
+    import soundfile as sf
+
+    mod = _script("make_restorer_corpus")
+    realtest = _script("make_realtest")
+    rng = np.random.default_rng(0)
+    sr = 16000
+    a, b = rng.standard_normal(sr * 2) * 0.1, rng.standard_normal(sr * 3) * 0.1
+    sf.write(tmp_path / "speech_a.flac", a.astype(np.float32), sr)
+    sf.write(tmp_path / "music_b.flac", b.astype(np.float32), sr)
+    guard = mod._LikeGuard([tmp_path])
+    copy = 0.3 * np.concatenate([np.zeros(1236), a, np.zeros(500)])  # a lag of whole 4 kHz samples
+    score, name = guard.worst(copy)
+    assert score > 0.95 and name.endswith("speech_a.flac")
+    ref = realtest._env4k(realtest.load16k(tmp_path / "speech_a.flac"))
+    assert score == pytest.approx(realtest.max_xcorr(realtest._env4k(copy), ref), abs=1e-9)
+    other, _ = guard.worst(rng.standard_normal(sr * 4) * 0.1)
+    assert other < mod.DUP_LIMIT / 2
+    assert mod._LikeGuard([]).worst(copy) == (0.0, "")
+    start, length = mod.EXCERPT_S
+    long = np.arange(int((start + length + 5) * sr), dtype=float)
+    cut = mod._excerpt(long)
+    assert len(cut) == int(length * sr) and cut[0] == int(start * sr)
+    short = np.arange(int((start + length) * sr), dtype=float)
+    assert mod._excerpt(short) is short
+    assert mod._typed_prefix("frozen-mainzik-1p", "frozen_bubble") == "music_frozen_bubble"
+    assert mod._typed_prefix("launch", "frozen_bubble") == "frozen_bubble"
+
+
+def test_eval_restorer_perceptual_summary_by_hand():
+    """Higher is better: per clip difference to the plain VAE, its median, clips improved, the worst clip; a measure
+    that does not apply (NaN) to a clip leaves that clip out of that measure only."""
+    import math
+
+    mod = _script("eval_restorer")
+    nan = math.nan
+    rows = [{"clip": c, "label": lab, "visqol": v, "visqol_speech": s, "stoi": nan, "estoi": nan, "pesq_wb": nan}
+            for c, lab, v, s in [("a", "vae", 4.0, 3.0), ("b", "vae", 3.0, nan), ("c", "vae", 2.0, nan),
+                                 ("a", "r", 4.5, 2.5), ("b", "r", 2.8, nan), ("c", "r", 2.1, nan)]]
+    summ = mod.perceptual_summary(rows)
+    v = summ["r"]["visqol"]
+    assert v["mean"] == pytest.approx((4.5 + 2.8 + 2.1) / 3)
+    assert v["median_diff"] == pytest.approx(0.1) and v["improved"] == 2 and v["clips"] == 3
+    assert v["worst_clip"] == "b" and v["worst_diff"] == pytest.approx(-0.2)
+    s = summ["r"]["visqol_speech"]
+    assert s["clips"] == 1 and s["worst_diff"] == pytest.approx(-0.5) and s["improved"] == 0
+    assert "stoi" not in summ["r"]
+    assert summ["vae"]["visqol"]["improved"] == 0 and summ["vae"]["visqol"]["median_diff"] == 0
+    assert "| r | visqol | 3.133 | 3 | +0.100 | 2 of 3 | b -0.200 |" in mod.perceptual_table(summ)
