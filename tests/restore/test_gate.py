@@ -113,3 +113,18 @@ def test_energy_term_of_the_loss_on_a_hand_made_case():
     got = restore.restorer_loss(est, ref, hf, hf_weight=1.0, lsd_weight=0.0, energy_weight=1.0)
     assert got.item() == pytest.approx(c * 2 / 8 + c, rel=1e-6)
     assert restore.restorer_loss(est, ref, hf, hf_weight=1.0, lsd_weight=0.0).item() == pytest.approx(c * 2 / 8)
+
+
+def test_a_withheld_correction_keeps_the_mel_floor(bundled_vae, clip):
+    """s* = 0 withholds the learned correction, not the floor: r clamped at the floor, which cannot move any bin
+    away from an input that is itself above the floor (every front-end log-mel is)."""
+    x, r = clip
+    mask = restore.bundled_restorer("learned").hf_mask_tensor()
+    floor = float(x.min()) + 0.5                  # a floor some decoded bins fall under
+    low = r.clone()
+    low[..., 0, :] = floor - 2.0
+    out, s = gated(bundled_vae, low, low.clone(), mask, floor=floor)
+    assert s.item() == 0.0
+    assert torch.equal(out, low.clamp(min=floor)) and not torch.equal(out, low)
+    ref = x.clamp(min=floor)                       # an input above the floor
+    assert bool(((out - ref).abs() <= (low - ref).abs()).all())

@@ -552,3 +552,29 @@ def test_card_states_the_energy_term_of_the_loss(tiny_snapshot, audio_dir, tmp_p
                  "--holdout", "0.5", "--no-progress", "--energy-weight", "0.5"]) == 0
     loss = next(line for line in (out / "MODEL_CARD.md").read_text().splitlines() if line.startswith("| loss |"))
     assert "+ 0.5 × clip high-band energy |log-ratio|" in loss
+
+
+def test_init_starts_from_a_restorers_weights_and_normalisation(vae, pairs, tmp_path, capsys):
+    """--init: zero steps from a restorer gives back its function (weights and input normalisation); a source of
+    another shape or for another VAE is refused in one line; the card names the source."""
+    from vaelib.cli import main
+
+    src = tmp_path / "src"
+    restore.train_restorer(vae, None, src, opts=_opts(steps=4), channels=8, pairs=pairs, progress=False)
+    a = restore.load_restorer(src)
+    # the pairs' statistics differ from a smaller subset's: the normalisation must come from the source
+    sub = pairs[: max(1, len(pairs) // 3)]
+    out = tmp_path / "fine"
+    restore.train_restorer(vae, None, out, opts=_opts(steps=1, lr=1e-12, lr_min=1e-12, init=str(src)), channels=8,
+                           pairs=sub, progress=False)
+    b = restore.load_restorer(out)
+    assert (b.config.mel_mean, b.config.mel_std) == (a.config.mel_mean, a.config.mel_std)
+    x = pairs[0]["dec"]
+    torch.testing.assert_close(b.restore(x), a.restore(x), atol=1e-5, rtol=0)
+    assert "| initialised from |" in (out / "MODEL_CARD.md").read_text()
+    with pytest.raises(restore.RestorerError, match="--init restorer differs in channels"):
+        restore.train_restorer(vae, None, tmp_path / "wide", opts=_opts(steps=1, init=str(src)), channels=16,
+                               pairs=pairs, progress=False)
+    with pytest.raises(restore.RestorerError, match="trained for the VAE"):  # the bundled one is for the bundled VAE
+        restore.train_restorer(vae, None, tmp_path / "other", opts=_opts(steps=1, init="learned"), channels=128,
+                               pairs=pairs, progress=False)

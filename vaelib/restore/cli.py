@@ -64,6 +64,9 @@ def add_parser(subparsers, parser_class=None):
     p.add_argument("--holdout-files", nargs="+", default=None, metavar="PATH",
                    help="a fixed held-out set instead of --holdout: files, folders or .lst lists, never trained on "
                         "(compare runs on different training data on the same clips)")
+    p.add_argument("--init", default=None, metavar="learned|learned_cond|DIR",
+                   help="start from this restorer's weights (a bundled one or a folder; same shape and VAE) "
+                        "instead of a random initialisation: a fine-tune")
     p.add_argument("--ema", type=float, default=None,
                    help="keep an exponential moving average of the weights with this decay (e.g. 0.999) and ship "
                         "it (default 0: off)")
@@ -89,7 +92,7 @@ def _main(args) -> int:
 
     opts = TrainOptions()
     for name in ("steps", "minutes", "batch_size", "crop_frames", "lr", "holdout", "threads", "eval_every", "seed",
-                 "hf_weight", "lsd_weight", "energy_weight", "augment", "ema"):
+                 "hf_weight", "lsd_weight", "energy_weight", "augment", "ema", "init"):
         v = getattr(args, name, None)
         if v is not None:
             setattr(opts, name, v)

@@ -12,7 +12,10 @@ consistent with, linearising ``R`` between ``r`` and ``r + f``::
     s* = clip( −⟨a, b⟩_HF / ⟨b, b⟩_HF , 0, 1 ),       output  r + s* · f
 
 with the inner products taken over the window's frames and the mel bins centred at or above 4 kHz (the band the
-restorer acts on). ``s* = 0`` (the correction disagrees with the VAE, or is zero) returns ``r`` exactly. The
+restorer acts on). ``s* = 0`` (the correction disagrees with the VAE, or is zero) returns ``r`` exactly — up to the
+restorer's mel floor, which the gate never withholds: the front end's log-mel is ``≥ ln 1e-5`` by construction, so
+for any input ``x`` and every bin ``|max(r, floor) − x| ≤ |r − x|`` (the projection onto a set that holds ``x``
+cannot move away from it), and no per-bin error, mel L1 or LSD can grow by it. The
 idea is the data-consistency step of model-based inverse problems (measured data must be reproduced by the
 forward operator; e.g. Chung et al. 2022, "Improving diffusion models for inverse problems using manifold
 constraints", and decoder-consistent inversion of autoencoders), with the frozen VAE as the forward operator.
@@ -57,8 +60,10 @@ def consistency_factor(r: torch.Tensor, rt_r: torch.Tensor, rt_rf: torch.Tensor,
 def gated(vae, r: torch.Tensor, restored: torch.Tensor, mask: torch.Tensor, floor: float | None = None):
     """``(r + s*·(restored − r), s*)``: the restored log-mel scaled back by the consistency gate.
 
-    ``r``: plain decodes ``(B, 1, T, M)``; ``restored``: the restorer's output for them. Items with ``s* = 0`` are
-    ``r`` exactly. ``floor``: the restorer's mel floor, applied again after blending.
+    ``r``: plain decodes ``(B, 1, T, M)``; ``restored``: the restorer's output for them. ``floor``: the restorer's
+    mel floor, applied after blending to every item, ``s* = 0`` ones included (they are ``r`` clamped at the floor;
+    ``r`` exactly without a floor): the floor is never withheld, since it cannot move a log-mel away from any
+    front-end output (module docstring).
     """
     rf = r.float()
     f = restored.float() - rf
@@ -70,5 +75,5 @@ def gated(vae, r: torch.Tensor, restored: torch.Tensor, mask: torch.Tensor, floo
         out = out.clamp(min=floor)
     keep = s == 0
     if keep.any():
-        out[keep] = rf[keep]
+        out[keep] = rf[keep] if floor is None else rf[keep].clamp(min=floor)
     return out.to(r.dtype), s

@@ -136,6 +136,30 @@ class TrainOptions:
     augment: int = 0
     mel_floor: bool = True
     ema: float = 0.0
+    init: str | None = None
+
+
+def _init_source(init: str) -> Restorer:
+    """The restorer a run starts from (``--init``): a bundled one by name or a restorer folder."""
+    from .model import bundled_restorer, load_restorer
+
+    bundled = init in ("learned", "learned_cond") and not Path(init).is_dir()
+    return bundled_restorer(init) if bundled else load_restorer(init)
+
+
+def _init_config(config: RestorerConfig, src: Restorer) -> RestorerConfig:
+    """``config`` with the input normalisation of the restorer it starts from (its weights expect that
+    normalisation); refuses, in one line, a source of another shape or trained for another VAE."""
+    fields = ("kind", "conditional", "arch", "channels", "n_mels", "latent_channels", "emb_dim", "categories")
+    diff = [f for f in fields if getattr(src.config, f) != getattr(config, f)]
+    if diff:
+        raise RestorerError("--init restorer differs in " + ", ".join(
+            f"{f} ({getattr(src.config, f)!r} vs {getattr(config, f)!r})" for f in diff)
+            + "; pass the same --kind/--arch/--channels/--conditional as the run it comes from")
+    if src.config.vae_fingerprint and src.config.vae_fingerprint != config.vae_fingerprint:
+        raise RestorerError(f"--init restorer was trained for the VAE {src.config.vae_fingerprint}, this run uses "
+                            f"{config.vae_fingerprint}; start from a restorer of this VAE (or without --init)")
+    return dataclasses.replace(config, mel_mean=src.config.mel_mean, mel_std=src.config.mel_std)
 
 
 def _lr_at(frac: float, opts: TrainOptions) -> float:
@@ -161,7 +185,7 @@ _META_KEY = "vaelib_checkpoint"
 #: TrainOptions fields that shape a run: a resume must repeat them (``threads`` and the logging cadence do not).
 _RUN_FIELDS = ("steps", "minutes", "batch_size", "crop_frames", "lr", "lr_min", "hf_weight", "lsd_weight",
                "energy_weight",
-               "cls_weight", "holdout", "seed", "max_frames", "augment", "mel_floor", "ema")
+               "cls_weight", "holdout", "seed", "max_frames", "augment", "mel_floor", "ema", "init")
 
 
 def run_signature(vae, files, pairs, kind, conditional, arch, channels, opts) -> dict:
@@ -357,8 +381,12 @@ def _train(vae, files, out, kind, conditional, opts, channels, arch, resume, pro
                             fmax=mc.fmax,
                             mel_floor=math.log(LOG_CLAMP) if kind == "mel" and opts.mel_floor else None,
                             vae_fingerprint=vae_fingerprint(vae), vae_name=signature["vae"])
+    if opts.init:
+        config = _init_config(config, _init_source(opts.init))
     device = vae.device
     model = Restorer(config).to(device)
+    if opts.init:
+        model.load_state_dict(_init_source(opts.init).state_dict())
     n_params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.Adam(model.parameters(), lr=opts.lr)
     rng = np.random.default_rng(opts.seed)
@@ -561,6 +589,8 @@ def model_card(info: dict, ev: dict, rows: list[dict]) -> str:
         f"| augmentation | {info['options'].get('augment', 0)} re-coloured cop(ies) per training clip |",
         *([f"| resumed | planned for {info['extended_from_steps']} steps, extended to {info['options']['steps']} "
            "(`--extend-steps`) |"] if info.get("extended_from_steps") is not None else []),
+        *([f"| initialised from | {md_code(info['options']['init'])} (its weights and input normalisation) |"]
+          if info["options"].get("init") else []),
         *([f"| weights | exponential moving average, decay {info['options']['ema']:g} |"]
           if info["options"].get("ema") else []), "",
         "## Command", "", "```bash", info.get("command") or "(library call)", "```", "",
