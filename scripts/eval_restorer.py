@@ -211,6 +211,9 @@ def main(argv=None) -> int:
     ap.add_argument("--real", type=Path, default=REAL_DIR, help="folder of real recordings (default: %(default)s)")
     ap.add_argument("--sets", type=Path, default=None,
                     help="a folder written by scripts/make_realtest.py: its test/ and selection/ sets are scored too")
+    ap.add_argument("--parts", nargs="+", default=["selection", "test"], choices=["selection", "test"],
+                    help="with --sets: score only these of its sets (choose on the selection set before the test set "
+                         "is scored)")
     ap.add_argument("--no-demo", action="store_true", help="skip the demo eval clips")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--perceptual", action="store_true",
@@ -230,11 +233,12 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     vae = load_vae("bundled", device="cpu")
     methods = dict(METHODS)
+    own = [Path(folder).name for folder in args.restorer]  # the labels of the restorers of your own
     for folder in args.restorer:
         methods[Path(folder).name] = (restore.register(folder, f"restorer_{Path(folder).name}"), {})
     sources = {} if args.no_demo else {"demo_eval": restore.collect_pairs(find_audio("demo"), vae, progress=False)}
     if args.sets is not None:
-        for part in ("selection", "test"):
+        for part in args.parts:
             pairs = restore.collect_pairs(find_audio(args.sets / part), vae, progress=False)
             sources[f"real_{part}"] = [it for it in pairs if "#" not in it["name"] or it["name"].endswith("#0")]
     if args.real.is_dir() and args.sets is None:
@@ -263,7 +267,7 @@ def main(argv=None) -> int:
         print(table(result[name]["summary"]))
         summ = result[name]["summary"]
         for lab in summ:
-            if lab != "vae" and lab.startswith(("learned", "restorer_")) and "lsd_hf_clips" in summ[lab]:
+            if lab != "vae" and (lab.startswith("learned") or lab in own) and "lsd_hf_clips" in summ[lab]:
                 crit = criteria(summ, lab)
                 result[name].setdefault("criteria", {})[lab] = crit
                 bad = [k for k, (_, _, ok) in crit.items() if not ok]
