@@ -554,7 +554,8 @@ def test_card_states_the_energy_term_of_the_loss(tiny_snapshot, audio_dir, tmp_p
     assert "+ 0.5 × clip high-band energy |log-ratio|" in loss
 
 
-def test_init_starts_from_a_restorers_weights_and_normalisation(vae, pairs, tmp_path, capsys):
+def test_init_starts_from_a_restorers_weights_and_normalisation(vae, pairs, tiny_snapshot, audio_dir, tmp_path,
+                                                                capsys):
     """--init: zero steps from a restorer gives back its function (weights and input normalisation); a source of
     another shape or for another VAE is refused in one line; the card names the source."""
     from vaelib.cli import main
@@ -578,3 +579,9 @@ def test_init_starts_from_a_restorers_weights_and_normalisation(vae, pairs, tmp_
     with pytest.raises(restore.RestorerError, match="trained for the VAE"):  # the bundled one is for the bundled VAE
         restore.train_restorer(vae, None, tmp_path / "other", opts=_opts(steps=1, init="learned"), channels=128,
                                pairs=pairs, progress=False)
+    capsys.readouterr()
+    assert main(["train-restorer", "--model", str(tiny_snapshot), "--audio", str(audio_dir), "--out",
+                 str(tmp_path / "cli"), "--steps", "1", "--device", "cpu", "--channels", "16", "--crop-frames", "32",
+                 "--batch-size", "2", "--holdout", "0.5", "--no-progress", "--init", str(src)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--init restorer differs in channels (8 vs 16)" in err and len(err.splitlines()) == 1
