@@ -140,6 +140,8 @@ def table(summary: dict) -> str:
     return "\n".join(lines)
 
 
+#: Frames per scored window (the pairs' first window: ``collect_pairs(max_frames=...)``, 10.24 s).
+WINDOW_FRAMES = 1024
 #: Restorer labels scored by ``--perceptual`` (besides the plain VAE and every ``--restorer``).
 PERCEPTUAL_LABELS = ("learned",)
 
@@ -158,9 +160,8 @@ def perceptual_scores(pairs: list[dict], vae, methods: dict, labels, vocoder) ->
     cfg = vae.mel_config
     out = []
     for it in pairs:
-        frames = it["mel"].shape[-2]
-        x = load_audio(it["path"], sr=cfg.sr)[: frames * cfg.hop_length]
-        enc = encode_decode(x, vae)  # the same normalised, padded window the pair was made from
+        x = load_audio(it["path"], sr=cfg.sr)[: WINDOW_FRAMES * cfg.hop_length]
+        enc = encode_decode(x, vae, decode=False)  # the same normalised, padded window the pair was made from
         mels = [it["dec"]] + [enhance.apply(methods[lab][0], it["dec"], methods[lab][1]) for lab in labels]
         waves = vocode(vocoder, [m[0, 0] for m in mels])
         stages = {lab: np.asarray(w, dtype=np.float64) for lab, w in zip(("vae", *labels), waves, strict=True)}
@@ -236,14 +237,15 @@ def main(argv=None) -> int:
     own = [Path(folder).name for folder in args.restorer]  # the labels of the restorers of your own
     for folder in args.restorer:
         methods[Path(folder).name] = (restore.register(folder, f"restorer_{Path(folder).name}"), {})
-    sources = {} if args.no_demo else {"demo_eval": restore.collect_pairs(find_audio("demo"), vae, progress=False)}
+    sources = {} if args.no_demo else {
+        "demo_eval": restore.collect_pairs(find_audio("demo"), vae, WINDOW_FRAMES, progress=False)}
     if args.sets is not None:
         for part in args.parts:
-            pairs = restore.collect_pairs(find_audio(args.sets / part), vae, progress=False)
+            pairs = restore.collect_pairs(find_audio(args.sets / part), vae, WINDOW_FRAMES, progress=False)
             sources[f"real_{part}"] = [it for it in pairs if "#" not in it["name"] or it["name"].endswith("#0")]
     if args.real.is_dir() and args.sets is None:
         files = distinct(sorted(args.real.glob("*.oga")) or find_audio(args.real))
-        pairs = restore.collect_pairs(files, vae, progress=False)
+        pairs = restore.collect_pairs(files, vae, WINDOW_FRAMES, progress=False)
         for it in pairs:
             it["category"] = real_category(Path(it["path"]))
         sources["real_freedesktop" if args.real == REAL_DIR else f"real_{args.real.name}"] = pairs

@@ -381,12 +381,13 @@ def _train(vae, files, out, kind, conditional, opts, channels, arch, resume, pro
                             fmax=mc.fmax,
                             mel_floor=math.log(LOG_CLAMP) if kind == "mel" and opts.mel_floor else None,
                             vae_fingerprint=vae_fingerprint(vae), vae_name=signature["vae"])
-    if opts.init:
-        config = _init_config(config, _init_source(opts.init))
+    source = _init_source(opts.init) if opts.init else None
+    if source is not None:
+        config = _init_config(config, source)
     device = vae.device
     model = Restorer(config).to(device)
-    if opts.init:
-        model.load_state_dict(_init_source(opts.init).state_dict())
+    if source is not None:
+        model.load_state_dict(source.state_dict())
     n_params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.Adam(model.parameters(), lr=opts.lr)
     rng = np.random.default_rng(opts.seed)
