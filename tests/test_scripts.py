@@ -63,6 +63,27 @@ def test_eval_script_scores_a_model_and_leaves_the_bundled_card_alone(trained, t
     assert not (out / "MODEL_CARD.md").exists()
 
 
+def test_eval_script_scores_other_audio_only_into_its_own_file(trained, tmp_path, capsys):
+    """--audio: the files given, written to --out only (required); the model's eval.json and card untouched."""
+    import shutil
+
+    out, _ = trained
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    for f in vaelib.find_audio("demo", demo_split="eval")[:2]:
+        shutil.copy(f, audio / f.name)
+    mod = _script("eval_tiny_vae")
+    assert mod.main(["--model", str(out), "--audio", str(audio), "--threads", "1"]) == 2
+    assert "--audio needs --out" in capsys.readouterr().err
+    before = sorted(p.name for p in out.iterdir())
+    dest = tmp_path / "real.json"
+    assert mod.main(["--model", str(out), "--audio", str(audio), "--out", str(dest), "--threads", "1"]) == 0
+    res = json.loads(dest.read_text())
+    assert sorted(c["clip"] for c in res["per_clip"]) == sorted(f.stem for f in audio.iterdir())
+    assert "lower) over 2 files" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == before
+
+
 def test_eval_restorer_scores_each_recording_once(tmp_path, capsys):
     """sound-theme-freedesktop names some recordings several times (symlinks): each is scored once."""
     mod = _script("eval_restorer")
