@@ -73,7 +73,7 @@ def gated(vae, r: torch.Tensor, restored: torch.Tensor, mask: torch.Tensor, floo
     out = rf + s.view(-1, 1, 1, 1) * f
     if floor is not None:
         out = out.clamp(min=floor)
-    keep = s == 0
+    keep = s == 0  # r + 0·f is r already for a finite f; this keeps r when f holds inf / NaN (0·inf = NaN)
     if keep.any():
         out[keep] = rf[keep] if floor is None else rf[keep].clamp(min=floor)
     return out.to(r.dtype), s
