@@ -5,6 +5,8 @@ Modules, in the order a run uses them:
 * :mod:`~vaelib.report.params` — the one parameter schema of the notebooks (types, defaults, ranges, help);
 * :mod:`~vaelib.report.plan` — notebook discovery and validation of everything before anything runs;
 * :mod:`~vaelib.report.run` — papermill execution, the scheduler (two notebooks at a time), :func:`run_report`;
+* :mod:`~vaelib.report.warm` — warm kernels: each notebook's kernel forked from one process that imported torch,
+  diffusers and vaelib once (``--cold-kernels`` to start them from scratch);
 * :mod:`~vaelib.report.pages` — each notebook as an HTML page, and ``index.html`` (findings first);
 * :mod:`~vaelib.report.html` — the one home of escaping (Markdown / HTML), the Content-Security-Policy, number
   formatting and ``data:`` URIs;

@@ -21,6 +21,7 @@ Nothing is written outside the run folder, and input files are only read.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import json
@@ -141,15 +142,17 @@ def _failed_cell(ipynb: Path) -> int | None:
     return None
 
 
-def _execute(nb: Path, out_nb: Path, parameters: dict, cwd: Path, timeout: float | None, progress) -> None:
+def _execute(nb: Path, out_nb: Path, parameters: dict, cwd: Path, timeout: float | None, progress,
+             kernel_manager=None) -> None:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    extra = {} if kernel_manager is None else {"kernel_manager_class": kernel_manager}
     try:
         papermill.execute_notebook(
             str(nb), str(out_nb), parameters=parameters, kernel_name="python3", progress_bar=progress,
             cwd=str(cwd), execution_timeout=timeout, log_output=False, report_mode=False,
-            extra_arguments=["--IPKernelApp.log_level=ERROR", "--HistoryManager.enabled=False"],
+            extra_arguments=["--IPKernelApp.log_level=ERROR", "--HistoryManager.enabled=False"], **extra,
         )
     except PapermillExecutionError as exc:
         raise NotebookError(nb.stem, exc.exec_count, exc.ename, exc.evalue, out_nb) from None
@@ -253,7 +256,8 @@ def _require_report_extra() -> None:
 def run_report(audio=None, model=None, vocoder=None, params: Mapping | None = None, out=None, *,
                notebooks: Iterable[str | os.PathLike] | None = None, no_input: bool = False,
                timeout: float | None = DEFAULT_TIMEOUT, progress: bool = True, jobs: int | None = None,
-               echo: Callable[[str], None] | None = print, warn: Callable[[str], None] | None = None) -> ReportResult:
+               warm: bool | None = None, echo: Callable[[str], None] | None = print,
+               warn: Callable[[str], None] | None = None) -> ReportResult:
     """Validate, run the notebooks, and write the HTML report into a new run folder.
 
     Parameters
@@ -270,6 +274,11 @@ def run_report(audio=None, model=None, vocoder=None, params: Mapping | None = No
         Notebooks run at once (default :func:`default_jobs`: 2 on a 2-core machine). With more than one, each
         kernel gets ``cores // jobs`` threads (``OMP_NUM_THREADS`` and friends, unless set) and a notebook
         that reuses another's output (:data:`RUN_AFTER`) starts after it.
+    warm : bool, optional
+        Fork each kernel from one process that has imported the heavy modules once
+        (:mod:`vaelib.report.warm`; about 5 s of CPU less per notebook); default: where supported
+        (:func:`~vaelib.report.warm.warm_supported`: Linux, ``VAELIB_WARM_KERNELS`` not ``0``). False: a cold
+        ``python -m ipykernel_launcher`` per notebook. The notebooks' results are the same either way.
     echo, warn : callable, optional
         Where progress lines (``print``) and warnings go; None silences them.
 
@@ -328,7 +337,7 @@ def run_report(audio=None, model=None, vocoder=None, params: Mapping | None = No
         if not progress:
             echo(f"[{i}/{n}] running {nb.name}")
         out_nb = run_dir / nb.name
-        _execute(nb, out_nb, plan.parameters[nb.stem], run_dir, timeout, bar)
+        _execute(nb, out_nb, plan.parameters[nb.stem], run_dir, timeout, bar, kernel_manager)
         page = run_dir / f"{nb.stem}.html"
         found = export_html(out_nb, page, no_input=no_input)
         pages[nb.stem] = page
@@ -336,7 +345,20 @@ def run_report(audio=None, model=None, vocoder=None, params: Mapping | None = No
 
     failure = None
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
-    with _KernelEnv(threads):
+    from . import warm as _warm
+
+    kernel_manager = None
+    with _KernelEnv(threads), contextlib.ExitStack() as stack:
+        if _warm.warm_supported() if warm is None else warm:
+            zygote = stack.enter_context(_warm.Zygote(modules=_warm.modules_for(plan.notebooks),
+                                                          wait=False))  # started with the kernels' environment
+            import nbconvert  # noqa: F401 - the page export's import (~2 s), on the core the zygote leaves free
+            import papermill  # noqa: F401
+
+            if zygote.wait_ready():
+                kernel_manager = _warm.kernel_manager_class(zygote)
+            else:
+                warn(f"warning: cold kernels ({zygote.error})")
         for nb, found, exc in _schedule(plan.notebooks, run_one, jobs):
             if exc is None:
                 status[nb.stem] = "ok"
