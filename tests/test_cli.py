@@ -141,3 +141,20 @@ def test_disk_full_is_one_line_naming_path_and_free_space(tmp_path, capsys, monk
     assert main(["train-restorer", "--model", "bundled", "--audio", "demo-train", "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "No space left" in err and "free" in err
+
+
+@pytest.mark.parametrize("flag, expected", [([], None), (["--cold-kernels"], False)])
+def test_cold_kernels_flag_reaches_the_runner(ws, monkeypatch, flag, expected):
+    """--cold-kernels asks run_report for cold kernels; without it the runner decides (warm where supported)."""
+    from vaelib import report
+
+    root, nbs = ws
+    seen = {}
+
+    def fake_run_report(**kw):
+        seen.update(kw)
+        raise report.ReportError("stop here")
+
+    monkeypatch.setattr(report, "run_report", fake_run_report)
+    assert main(["report", "--notebooks", *nbs, "--audio", "in", "--out", "run", "--no-progress", *flag]) == 2
+    assert seen["warm"] is expected
