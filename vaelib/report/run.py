@@ -4,7 +4,8 @@ What :func:`run_report` does, in order:
 
 1. plans and validates everything before running anything (:func:`vaelib.report.plan.plan_report`: parameters
    from the one schema, :mod:`vaelib.report.params`; audio; model; run folder);
-2. runs the notebooks with papermill (kernel ``python3``, working directory = the run folder), two at a time on
+2. runs the notebooks with papermill (kernel ``python3``, working directory = the run folder; on Linux each
+   kernel forked from one process that imported the heavy modules once, :mod:`vaelib.report.warm`), two at a time on
    2 cores (:func:`default_jobs`; :data:`RUN_AFTER` orders the ones that reuse another's output), stopping at
    the first failing cell (:class:`NotebookError`, the partial notebook is kept);
 3. converts each executed notebook to an inert HTML page with its plots and audio players inline
