@@ -28,7 +28,8 @@ PROBE = """
 import json, os, sys
 import torch
 import matplotlib
-state = {"backend": matplotlib.get_backend(), "cwd": os.getcwd(), "env": os.environ.get("VAELIB_TEST_MARK"), "threads": torch.get_num_threads(),
+state = {"backend": matplotlib.get_backend(),
+         "cwd": os.getcwd(), "env": os.environ.get("VAELIB_TEST_MARK"), "threads": torch.get_num_threads(),
          "path": [p for p in sys.path if p], "ppid": os.getppid(), "pid": os.getpid(),
          "fresh": [k for k in ("state_from_before", "leftover") if k in globals()],
          "pgid_is_pid": os.getpgid(0) == os.getpid()}
@@ -52,6 +53,19 @@ def _run(nb, cwd, zygote=None, timeout=None):
                                cwd=str(cwd), execution_timeout=timeout, log_output=False, **extra)
 
 
+def _assert_exits(pid, seconds, why):
+    """Wait up to ``seconds`` for process ``pid`` to be gone; else kill it and fail with ``why``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    pytest.fail(why)
+
+
 @pytest.fixture(scope="module")
 def zygote():
     with warm.Zygote(modules=("torch", "matplotlib.pyplot", *LIGHT)) as z:
@@ -61,7 +75,8 @@ def zygote():
 
 def test_a_forked_kernel_sees_what_a_cold_kernel_sees(tmp_path, zygote, monkeypatch):
     """Same cwd, environment (read when the kernel starts, not when the zygote did), sys.path, threads,
-    matplotlib backend (pyplot imported in the zygote) and a fresh namespace; only the parent differs (the zygote), and the kernel leads its own process group."""
+    matplotlib backend (pyplot imported in the zygote) and a fresh namespace; only the parent differs (the
+    zygote), and the kernel leads its own process group."""
     monkeypatch.setenv("VAELIB_TEST_MARK", "set-after-the-zygote-started")
     nb = _notebook(tmp_path / "probe.ipynb", PROBE)
     states = {}
@@ -144,16 +159,7 @@ def test_kill_9_of_the_zygote_takes_its_kernel_along(tmp_path):
     os.kill(z.pid, signal.SIGKILL)
     t.join(90)
     assert not t.is_alive() and errors
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
-    else:
-        os.kill(pid, signal.SIGKILL)
-        pytest.fail("the orphaned kernel kept running")
+    _assert_exits(pid, 10, "the orphaned kernel kept running")
     z.close()
 
 
@@ -166,15 +172,7 @@ def test_the_zygote_leaves_when_its_runner_does(tmp_path):
     os.kill(zpid, 0)
     runner.kill()
     runner.wait()
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            os.kill(zpid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-    os.kill(zpid, signal.SIGKILL)
-    pytest.fail("the zygote outlived its runner")
+    _assert_exits(zpid, 20, "the zygote outlived its runner")
 
 
 def test_without_a_zygote_kernels_start_cold(tmp_path):
