@@ -21,7 +21,8 @@ from papermill.exceptions import PapermillExecutionError
 
 from vaelib.report import warm
 
-pytestmark = pytest.mark.skipif(not warm.warm_supported(), reason="warm kernels need Linux (fork)")
+pytestmark = pytest.mark.skipif(not (sys.platform.startswith("linux") and hasattr(os, "fork")),
+                                reason="warm kernels need Linux (fork)")
 
 LIGHT = ("ipykernel.kernelapp", "ipykernel.ipkernel", "json")
 PROBE = """
@@ -196,6 +197,7 @@ def test_a_zygote_that_cannot_import_says_why(monkeypatch):
 
 
 def test_the_switch_turns_warm_kernels_off(monkeypatch):
+    monkeypatch.setattr(warm, "_nvidia_visible", lambda: False)
     monkeypatch.setenv(warm.ENV_SWITCH, "0")
     assert warm.warm_supported() is False
     monkeypatch.setenv(warm.ENV_SWITCH, "1")
@@ -218,3 +220,31 @@ def test_a_zygote_whose_imports_start_a_thread_is_refused(tmp_path, monkeypatch)
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
     z = warm.Zygote(modules=(*LIGHT, "threadmod"))
     assert not z.alive and "started a thread" in z.error
+
+
+def test_a_visible_gpu_means_cold_kernels_by_default(monkeypatch):
+    """Caution on GPU machines (a CUDA driver initialised before a fork is unusable in the child)."""
+    monkeypatch.delenv(warm.ENV_SWITCH, raising=False)
+    monkeypatch.setattr(warm, "_nvidia_visible", lambda: True)
+    assert warm.warm_supported() is False
+
+
+def test_nvidia_visibility_follows_cuda_visible_devices(monkeypatch):
+    import glob
+
+    monkeypatch.setattr(glob, "glob", lambda pattern: ["/dev/nvidia0"])
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert warm._nvidia_visible() is True
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert warm._nvidia_visible() is False
+    monkeypatch.setattr(glob, "glob", lambda pattern: [])
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert warm._nvidia_visible() is False
+
+
+def test_a_zygote_whose_imports_initialise_cuda_is_refused(tmp_path, monkeypatch):
+    """Simulated: a module that marks torch.cuda initialised at import (no GPU needed)."""
+    (tmp_path / "cudamod.py").write_text("import torch.cuda\ntorch.cuda.is_initialized = lambda: True\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    z = warm.Zygote(modules=(*LIGHT, "torch", "cudamod"))
+    assert not z.alive and "initialised CUDA" in z.error

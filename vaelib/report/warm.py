@@ -62,12 +62,27 @@ ENV_SWITCH = "VAELIB_WARM_KERNELS"
 _LAUNCHER = "ipykernel_launcher"
 
 
+def _nvidia_visible() -> bool:
+    """An NVIDIA device node is present and not hidden by ``CUDA_VISIBLE_DEVICES`` (CUDA itself is not touched)."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return False
+    import glob
+
+    return bool(glob.glob("/dev/nvidia[0-9]*"))
+
+
 def warm_supported() -> bool:
-    """Whether warm kernels are used here: Linux (fork after imports is the platform's normal way; macOS'
-    frameworks are not fork-safe) and not switched off by ``VAELIB_WARM_KERNELS=0``."""
+    """Whether warm kernels are used by default here: Linux (fork after imports is the platform's normal way;
+    macOS' frameworks are not fork-safe), no visible NVIDIA GPU, and not switched off by ``VAELIB_WARM_KERNELS=0``.
+
+    The GPU rule is caution, not a measured failure: a CUDA driver initialised before a fork cannot be used in
+    the child, and an import that probes the device would do that. The zygote guards against it (the probe goes
+    through NVML while it imports, and it refuses to serve if CUDA got initialised), but that path has not been
+    run on a GPU machine; ``run_report(warm=True)`` opts in there.
+    """
     if os.environ.get(ENV_SWITCH, "1").strip().lower() in ("0", "false", "no", "off"):
         return False
-    return sys.platform.startswith("linux") and hasattr(os, "fork")
+    return sys.platform.startswith("linux") and hasattr(os, "fork") and not _nvidia_visible()
 
 
 def modules_for(notebooks) -> tuple[str, ...]:
@@ -388,6 +403,9 @@ def _serve(fd: int, modules: list[str]) -> int:
     saved_backend = os.environ.get("MPLBACKEND")
     if not saved_backend:
         os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    # an import that asks torch.cuda.is_available() must not initialise the CUDA driver before the fork
+    saved_nvml = os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK")
+    os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "1"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for name in modules:
@@ -397,6 +415,14 @@ def _serve(fd: int, modules: list[str]) -> int:
                 pass
     if not saved_backend:
         os.environ.pop("MPLBACKEND", None)  # the kernels get their launch environment anyway
+    if saved_nvml is None:
+        os.environ.pop("PYTORCH_NVML_BASED_CUDA_CHECK", None)
+    else:
+        os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = saved_nvml
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        send({"error": "an import initialised CUDA (a forked kernel could not use it)"})
+        return 1
     import threading as _threading
 
     if _threading.active_count() > 1:  # an import started a Python thread: a fork would copy it half-way
