@@ -12,9 +12,9 @@ How (a "zygote", as Android and Chromium start their processes):
 1. :class:`Zygote` starts ``python -m vaelib.report.warm`` with the kernels' environment (thread counts included:
    OpenMP and OpenBLAS read them once, when loaded). It imports :data:`WARM_MODULES` — only imports, it runs no
    model and starts no thread pool, so it is safe to fork — and waits for requests on a socket.
-2. :class:`WarmKernelManager` is the ``jupyter_client`` kernel manager papermill is given. It keeps everything of
+2. ``WarmKernelManager`` is the ``jupyter_client`` kernel manager papermill is given. It keeps everything of
    jupyter_client (connection file, ports, heartbeat, ``shutdown_request``, interrupt by signal, restarts); only the
-   launch differs (:class:`ForkedProvisioner`): the zygote forks, and the child — a new session and process group —
+   launch differs (``ForkedProvisioner``): the zygote forks, and the child — a new session and process group —
    takes the launch's working directory, environment and ``sys.path`` rule (as ``ipykernel_launcher`` does) and
    runs ``IPKernelApp`` with the very arguments of the kernelspec's command line.
 3. A child exits with its notebook's kernel; the zygote reaps it and answers the manager's polls with its exit
@@ -30,6 +30,7 @@ slower. ``vaelib report --cold-kernels`` (or ``VAELIB_WARM_KERNELS=0``) always s
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -40,11 +41,8 @@ import threading
 import time
 from pathlib import Path
 
-from jupyter_client.manager import AsyncKernelManager
-from jupyter_client.provisioning import LocalProvisioner
-
-__all__ = ["WARM_MODULES", "KERNEL_MODULES", "modules_for", "Zygote", "ForkedProvisioner", "WarmKernelManager",
-           "warm_supported", "kernel_manager_class"]
+__all__ = ["WARM_MODULES", "KERNEL_MODULES", "modules_for", "Zygote", "warm_supported",
+           "kernel_manager_class"]
 
 #: What the kernel itself needs, imported by every zygote.
 KERNEL_MODULES = ("ipykernel.kernelapp", "ipykernel.ipkernel", "IPython.display", "matplotlib_inline.backend_inline")
@@ -292,48 +290,58 @@ def _same_python(exe: str) -> bool:
         return False
 
 
-class ForkedProvisioner(LocalProvisioner):
-    """jupyter_client's local provisioner, launching through :class:`Zygote` when the command is this Python's
-    ``-m ipykernel_launcher`` (everything else — ports, connection file, signals to the process group, cleanup —
-    is LocalProvisioner's)."""
+@functools.cache
+def _classes():
+    """``(ForkedProvisioner, WarmKernelManager)``, defined on first use: jupyter_client comes with the report
+    extra, and every vaelib module must import without it."""
+    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_client.provisioning import LocalProvisioner
 
-    zygote: Zygote | None = None
+    class ForkedProvisioner(LocalProvisioner):
+        """jupyter_client's local provisioner, launching through :class:`Zygote` when the command is this
+        Python's ``-m ipykernel_launcher`` (everything else — ports, connection file, signals to the process
+        group, cleanup — is LocalProvisioner's)."""
 
-    async def launch_kernel(self, cmd: list[str], **kwargs):
-        z = self.zygote
-        if z is None or not z.alive or len(cmd) < 3 or cmd[1:3] != ["-m", _LAUNCHER] or not _same_python(cmd[0]):
-            return await super().launch_kernel(cmd, **kwargs)
-        cwd = kwargs.get("cwd") or os.getcwd()  # Popen's rule: no cwd = this process's (papermill chdirs there)
-        env = kwargs.get("env") or dict(os.environ)
-        try:
-            pid = z.fork_kernel(cmd[3:], env, str(cwd))
-        except OSError:
-            return await super().launch_kernel(cmd, **kwargs)
-        self.process = _ForkedProcess(pid, z)
-        self.pid = self.pgid = pid  # the child starts its own session: its pid is its process group
-        self.cwd = cwd
-        return self.connection_info
+        zygote: Zygote | None = None
+
+        async def launch_kernel(self, cmd: list[str], **kwargs):
+            z = self.zygote
+            ours = len(cmd) >= 3 and cmd[1:3] == ["-m", _LAUNCHER] and _same_python(cmd[0])
+            if z is None or not z.alive or not ours:
+                return await super().launch_kernel(cmd, **kwargs)
+            cwd = kwargs.get("cwd") or os.getcwd()  # Popen's rule: no cwd = ours (papermill chdirs there)
+            env = kwargs.get("env") or dict(os.environ)
+            try:
+                pid = z.fork_kernel(cmd[3:], env, str(cwd))
+            except OSError:
+                return await super().launch_kernel(cmd, **kwargs)
+            self.process = _ForkedProcess(pid, z)
+            self.pid = self.pgid = pid  # the child starts its own session: its pid is its process group
+            self.cwd = cwd
+            return self.connection_info
+
+    class WarmKernelManager(AsyncKernelManager):
+        """``AsyncKernelManager`` (nbclient's default) whose kernels are forked by :attr:`zygote`."""
+
+        zygote: Zygote | None = None
+
+        async def _async_pre_start_kernel(self, **kw):
+            if self.provisioner is None and self.zygote is not None:
+                import uuid
+
+                self.kernel_id = self.kernel_id or kw.pop("kernel_id", None) or str(uuid.uuid4())
+                prov = ForkedProvisioner(kernel_id=self.kernel_id, kernel_spec=self.kernel_spec, parent=self)
+                prov.zygote = self.zygote
+                self.provisioner = prov
+            return await super()._async_pre_start_kernel(**kw)
+
+    return ForkedProvisioner, WarmKernelManager
 
 
-class WarmKernelManager(AsyncKernelManager):
-    """``AsyncKernelManager`` (nbclient's default) whose kernels are forked by :attr:`zygote`."""
-
-    zygote: Zygote | None = None
-
-    async def _async_pre_start_kernel(self, **kw):
-        if self.provisioner is None and self.zygote is not None:
-            import uuid
-
-            self.kernel_id = self.kernel_id or kw.pop("kernel_id", None) or str(uuid.uuid4())
-            prov = ForkedProvisioner(kernel_id=self.kernel_id, kernel_spec=self.kernel_spec, parent=self)
-            prov.zygote = self.zygote
-            self.provisioner = prov
-        return await super()._async_pre_start_kernel(**kw)
-
-
-def kernel_manager_class(zygote: Zygote) -> type[WarmKernelManager]:
-    """A :class:`WarmKernelManager` subclass bound to ``zygote`` (nbclient instantiates the class itself)."""
-    return type("BoundWarmKernelManager", (WarmKernelManager,), {"zygote": zygote})
+def kernel_manager_class(zygote: Zygote) -> type:
+    """A ``WarmKernelManager`` subclass bound to ``zygote`` (nbclient instantiates the class itself);
+    ``WarmKernelManager`` and ``ForkedProvisioner`` are defined on first use (:func:`_classes`)."""
+    return type("BoundWarmKernelManager", (_classes()[1],), {"zygote": zygote})
 
 
 # ------------------------------------------------------------------------------------------------ the zygote side
