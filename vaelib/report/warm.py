@@ -15,8 +15,9 @@ How (a "zygote", as Android and Chromium start their processes):
 2. ``WarmKernelManager`` is the ``jupyter_client`` kernel manager papermill is given. It keeps everything of
    jupyter_client (connection file, ports, heartbeat, ``shutdown_request``, interrupt by signal, restarts); only the
    launch differs (``ForkedProvisioner``): the zygote forks, and the child — a new session and process group —
-   takes the launch's working directory, environment and ``sys.path`` rule (as ``ipykernel_launcher`` does) and
-   runs ``IPKernelApp`` with the very arguments of the kernelspec's command line.
+   takes the launch's working directory and environment and runs ``IPKernelApp`` with the very arguments of the
+   kernelspec's command line (the zygote dropped the working directory from ``sys.path`` before importing, as
+   ``ipykernel_launcher`` does).
 3. A child exits with its notebook's kernel; the zygote reaps it and answers the manager's polls with its exit
    status. The kernel watches the zygote (``IPKernelApp.parent_handle``) and the zygote watches the runner (its
    socket): kill -9 of ``vaelib report`` still takes every kernel with it.
@@ -92,7 +93,6 @@ def modules_for(notebooks) -> tuple[str, ...]:
     """
     import ast
 
-    found: list[str] = []
     for path in notebooks:
         try:
             cells = json.loads(Path(path).read_text(encoding="utf-8")).get("cells", [])
@@ -110,10 +110,14 @@ def modules_for(notebooks) -> tuple[str, ...]:
                 continue
             for node in ast.walk(tree):
                 if isinstance(node, ast.Import):
-                    found += [a.name for a in node.names]
+                    names = [a.name for a in node.names]
                 elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                    found.append(node.module)
-    return WARM_MODULES if any(m == "vaelib" or m.startswith("vaelib.") for m in found) else KERNEL_MODULES
+                    names = [node.module]
+                else:
+                    continue
+                if any(m == "vaelib" or m.startswith("vaelib.") for m in names):
+                    return WARM_MODULES
+    return KERNEL_MODULES
 
 
 # ------------------------------------------------------------------------------------------------ the client side
