@@ -180,6 +180,9 @@ def _visqol_api(mode: str):
 
     from visqol import VisqolApi
 
+    from ._gammatone import install
+
+    install()  # the same numbers, ≈ 1.7× faster ViSQOL (vaelib.metrics._gammatone)
     # the port logs a warning per call for inputs above 16 kHz in speech mode and for length mismatches
     logging.getLogger("visqol").setLevel(logging.ERROR)
     api = VisqolApi()
