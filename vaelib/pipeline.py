@@ -164,7 +164,8 @@ def encode_decode(wave, vae, enhancers=None, *, cfg: MelConfig | None = None, se
 
 
 @torch.no_grad()
-def score_variants(items: list[dict], vae, methods: dict, cfg: MelConfig | None = None, seed: int = 0) -> list[dict]:
+def score_variants(items: list[dict], vae, methods: dict, cfg: MelConfig | None = None, seed: int = 0,
+                   keep=(), outputs: dict | None = None) -> list[dict]:
     """Score enhancers of every stage on (input, decoded) pairs in the mel domain (no vocoder).
 
     Parameters
@@ -177,6 +178,9 @@ def score_variants(items: list[dict], vae, methods: dict, cfg: MelConfig | None 
     methods : dict
         ``{label: (method, params)}`` or parsed specs; ``None`` or ``("none", {})`` is the plain VAE. A
         ``params["category"] == "label"`` gives a conditional restorer each clip's own type.
+    keep, outputs : iterable of labels, dict
+        With ``outputs``, ``outputs[clip name][label]`` receives the output log-mel ``(1, 1, T, M)`` of each label
+        in ``keep`` (e.g. to plot or vocode the learned restorers without running them again).
 
     Returns
     -------
@@ -212,6 +216,8 @@ def score_variants(items: list[dict], vae, methods: dict, cfg: MelConfig | None 
                 est = ests[label].float().cpu()
             else:
                 est = _enhance.apply(spec, it["dec"], seed=seed)
+            if outputs is not None and label in keep:
+                outputs.setdefault(it["name"], {})[label] = est
             rows.append({"clip": it["name"], "category": CATEGORIES[it["category"]], "label": label,
                          "lsd_hf": metrics.mel_lsd(it["mel"], est, band=band, cfg=cfg),
                          "lsd": metrics.mel_lsd(it["mel"], est), "l1": metrics.mel_l1(it["mel"], est),

@@ -391,8 +391,14 @@ def test_compare_verdict_and_summary(bundled_vae, bundled_pairs):
     assert summary["n_clips"] == len(pairs) and all(isinstance(v, float) for k, v in summary.items() if k != "n_clips")
     ext = study.extremes(res)
     assert ext["change"][ext["best"]] <= ext["change"][ext["worst"]]
-    mels = study.variant_mels(pairs[0], ["learned", "learned_cond(auto)"])
-    assert [m[0] for m in mels] == ["input", "VAE only", "learned", "learned_cond(auto)"]
+    labels = ["learned", "learned_cond(auto)", "learned_cond(label)"]
+    mels = study.variant_mels(pairs[0], labels)
+    assert [m[0] for m in mels] == ["input", "VAE only", *labels]
+    # the comparison keeps each restorer's output: the same arrays, not computed again
+    assert set(res["mels"]) == {it["name"] for it in pairs} and set(res["mels"][pairs[0]["name"]]) == set(labels)
+    kept = study.variant_mels(pairs[0], labels, res["mels"])
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(mels, kept, strict=True))
+    assert np.shares_memory(kept[2][1], res["mels"][pairs[0]["name"]]["learned"].numpy())
     no_learned = study.compare_restorers(pairs[:1], vae, restorers=())
     assert "No learned restorer" in study.verdict(no_learned)[0]
 

@@ -160,10 +160,11 @@ def reuse_baseline_rows(out_dir, signature: dict) -> pd.DataFrame | None:
 
 
 def restorer_perceptual(items: list[dict], labels, vocoder, sr: int = 16000,
-                        reuse: pd.DataFrame | None = None) -> pd.DataFrame | None:
+                        reuse: pd.DataFrame | None = None, mels: dict | None = None) -> pd.DataFrame | None:
     """Notebook 04: the plain VAE and each learned restorer (``labels`` of
     :func:`vaelib.study.compare_restorers`), vocoded with the run's vocoder, against the input waveform.
-    ``reuse``: the plain VAE's rows already scored (:func:`reuse_baseline_rows`); only the restorers are scored."""
+    ``reuse``: the plain VAE's rows already scored (:func:`reuse_baseline_rows`); only the restorers are scored.
+    ``mels``: the restorers' outputs already computed (``compare_restorers(...)["mels"]``)."""
     if not perceptual_ready():
         return None
     from ..pipeline import vocode
@@ -171,12 +172,12 @@ def restorer_perceptual(items: list[dict], labels, vocoder, sr: int = 16000,
 
     pairs = []
     for it in items:
-        mels = variant_mels(it, labels)[1:]  # plain VAE, then each restorer (the input is the reference)
+        variants = variant_mels(it, labels, mels)[1:]  # plain VAE, then each restorer (the input is the reference)
         if reuse is not None:
-            mels = [m for m in mels if m[0] != "VAE only"]
-        waves = vocode(vocoder, [m for _, m in mels])
+            variants = [m for m in variants if m[0] != "VAE only"]
+        waves = vocode(vocoder, [m for _, m in variants])
         stages = {("vae" if lab == "VAE only" else lab): np.asarray(w, dtype=np.float64)
-                  for (lab, _), w in zip(mels, waves, strict=True)}
+                  for (lab, _), w in zip(variants, waves, strict=True)}
         pairs.append((it["name"], _category(it["path"]), np.asarray(it["wave"], dtype=np.float64), stages))
     rows = perceptual_rows(pairs, sr=sr)
     if reuse is not None and rows is not None:

@@ -59,7 +59,8 @@ def compare_restorers(items: list[dict], vae, restorers=("learned", "learned_con
     dict
         ``rows`` (per clip × candidate, :func:`score_variants`), ``table`` (one row per method: ``lsd_hf``, ``l1``,
         ``lsd`` and their change vs. the plain VAE), ``per_type`` (LSD-HF change per audio type), ``chosen``
-        (the label picked for each group), ``groups`` (table row → candidate label).
+        (the label picked for each group), ``groups`` (table row → candidate label), ``mels`` (clip →
+        learned label → output log-mel, for :func:`variant_mels`).
     """
     import pandas as pd
 
@@ -82,7 +83,8 @@ def compare_restorers(items: list[dict], vae, restorers=("learned", "learned_con
         else:
             cands[name] = (name, {"strength": 1.0})
             learned_rows.append(name)
-    rows = score_variants(items, vae, cands)
+    mels = {}
+    rows = score_variants(items, vae, cands, keep=learned_rows, outputs=mels)
     df = pd.DataFrame(rows)
     mean = df.groupby("label", sort=False)[["lsd_hf", "lsd", "l1"]].mean()
     chosen = {g: min(labels, key=lambda lab: mean.loc[lab, select]) for g, labels in groups.items()}
@@ -101,7 +103,7 @@ def compare_restorers(items: list[dict], vae, restorers=("learned", "learned_con
     per_type = pd.DataFrame({row: 100 * (per_cat.loc[lab] / per_cat.loc["vae"] - 1) for row, lab in order.items()}).T
     counts = df[df.label == "vae"].groupby("category").size()
     per_type.columns = [f"{c} ({counts[c]})" for c in per_type.columns]
-    return {"rows": rows, "table": table, "per_type": per_type, "chosen": chosen, "groups": order}
+    return {"rows": rows, "table": table, "per_type": per_type, "chosen": chosen, "groups": order, "mels": mels}
 
 
 #: A clip whose plain decode keeps less than this share of the input's 4-8 kHz mel energy "lost" energy.
@@ -185,14 +187,18 @@ def per_clip_changes(result: dict, metric: str = "lsd_hf") -> dict:
     return out
 
 
-def variant_mels(item: dict, labels) -> list[tuple[str, np.ndarray]]:
+def variant_mels(item: dict, labels, mels: dict | None = None) -> list[tuple[str, np.ndarray]]:
     """``[(label, log-mel (T, M))]``: the input, the plain VAE and each learned ``label`` of
-    :func:`compare_restorers` (``learned``, ``learned_cond(auto)``, ``learned_cond(label)``) for one pair."""
+    :func:`compare_restorers` (``learned``, ``learned_cond(auto)``, ``learned_cond(label)``) for one pair.
+    ``mels``: :func:`compare_restorers`' ``"mels"``; a restorer output found there is not computed again."""
     from .. import enhance
 
     out = [("input", item["mel"][0, 0].numpy()), ("VAE only", item["dec"][0, 0].numpy())]
+    done = (mels or {}).get(item["name"], {})
     for lab in labels:
-        if lab.startswith("learned_cond"):
+        if lab in done:
+            mel = done[lab]
+        elif lab.startswith("learned_cond"):
             params = {"category": float(item["category"]) if "label" in lab else "auto"}
             mel = enhance.apply("learned_cond", item["dec"], params)
         else:
