@@ -353,7 +353,10 @@ def run_report(audio=None, model=None, vocoder=None, params: Mapping | None = No
         if _warm.warm_supported() if warm is None else warm:
             zygote = stack.enter_context(_warm.Zygote(modules=_warm.modules_for(plan.notebooks),
                                                           wait=False))  # started with the kernels' environment
-            import nbconvert  # noqa: F401 - the page export's import (~2 s), on the core the zygote leaves free
+            # the page export's imports (~2 s) and the index figure's (~0.5 s; no backend is chosen), on the core
+            # the zygote leaves free
+            import matplotlib.figure  # noqa: F401
+            import nbconvert  # noqa: F401
             import papermill  # noqa: F401
 
             if zygote.wait_ready():
