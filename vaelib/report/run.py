@@ -43,6 +43,14 @@ _KERNEL_ENV = {"TQDM_DISABLE": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
 #: Thread-count variables a kernel inherits when several notebooks run at once (each gets cores // jobs);
 #: a value the user set is kept.
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
+#: glibc malloc settings every kernel starts with (mallopt(3): read from the environment at process start; other
+#: C libraries ignore them; a value the user set is kept). By default glibc serves blocks above a dynamic threshold
+#: with a fresh ``mmap`` and gives freed heap memory back to the system beyond 128 KiB, so every tensor of a decode
+#: or an STFT is new memory the kernel must fault in and zero: half of the report's system time. A fixed 32 MiB
+#: threshold (glibc's maximum) and a 1 GiB trim threshold keep the kernels' freed memory for reuse instead: the
+#: report's system time 6.7 -> 3.2 s, its wall time -2 s on 2 cores (benchmarks/README.md), the same numbers
+#: (allocation never changes arithmetic). Cost: a kernel keeps up to 1 GiB of freed memory until it exits.
+_MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(2**30)}
 #: Notebooks (stem -> stems) started only after these finished, when both are in the run: 03 reuses 02's
 #: scores and 04 reuses 01's perceptual scores of the plain VAE from the run folder instead of recomputing them.
 RUN_AFTER = {_params.NOTEBOOKS["analysis"][0]: (_params.NOTEBOOKS["enhance"][0],),
@@ -110,11 +118,13 @@ def default_jobs(n_notebooks: int = len(DEFAULT_NOTEBOOKS)) -> int:
 
 
 class _KernelEnv:
-    """Temporarily set environment variables the kernels inherit (no progress bars inside notebooks; with
-    ``threads``, the thread-count variables the user did not set)."""
+    """Temporarily set environment variables the kernels inherit (no progress bars inside notebooks; the
+    :data:`_MALLOC_ENV` settings the user did not set; with ``threads``, the thread-count variables the user did
+    not set)."""
 
     def __init__(self, threads: int | None = None):
         self.env = dict(_KERNEL_ENV)
+        self.env.update({k: v for k, v in _MALLOC_ENV.items() if k not in os.environ})
         if threads is not None:
             self.env.update({k: str(threads) for k in _THREAD_VARS if k not in os.environ})
 
@@ -303,56 +313,59 @@ def run_report(audio=None, model=None, vocoder=None, params: Mapping | None = No
     if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
         raise ReportError(f"jobs must be a positive integer (got {jobs!r})")
     started = _dt.datetime.now()
-    plan = plan_report(audio, model, vocoder, params, out, notebooks=notebooks, now=started)
-    run_dir = plan.run_dir
-    if plan.model_line:
-        echo(plan.model_line)
-    if plan.audio_source is not None:
-        echo(f"audio: {plan.audio_source} ({len(plan.audio_files)} file(s))")
-    for path, why in plan.skipped:
-        warn(f"warning: skipping unreadable audio file {path}: {why}")
+    from . import warm as _warm
+    from .plan import resolve_notebooks
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    from ..runlock import FolderLocked, StorageError, lock_folder
-
-    try:  # one writer per report folder, for the whole run (released by the OS even on kill -9)
-        lock = lock_folder(run_dir, what="report folder")
-    except (FolderLocked, StorageError) as exc:
-        raise ReportError(_one_line(exc)) from None
-    _clear_failed_run(run_dir)
-    if plan.skipped:
-        from ..audio import write_audio_list
-
-        write_audio_list(run_dir / AUDIO_LIST_NAME, plan.audio_files)
-    echo(f"run folder: {run_dir}")
+    nbs = resolve_notebooks(notebooks)  # (plan_report checks them again; cheap) known now: the zygote starts first
+    n = len(nbs)
+    jobs = min(default_jobs(n) if jobs is None else jobs, n)
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+    kernel_manager = None
+    failure = None
     status: dict[str, str] = {}
     pages: dict[str, Path] = {}
     warnings: list[str] = []
-    n = len(plan.notebooks)
-    jobs = min(default_jobs(n) if jobs is None else jobs, n)
-    number = {nb.stem: i for i, nb in enumerate(plan.notebooks, start=1)}
-
-    def run_one(nb: Path, slot: int) -> list[str]:
-        i = number[nb.stem]
-        bar = {"desc": f"[{i}/{n}] {nb.stem}", "leave": True, "position": slot} if progress else False
-        if not progress:
-            echo(f"[{i}/{n}] running {nb.name}")
-        out_nb = run_dir / nb.name
-        _execute(nb, out_nb, plan.parameters[nb.stem], run_dir, timeout, bar, kernel_manager)
-        page = run_dir / f"{nb.stem}.html"
-        found = export_html(out_nb, page, no_input=no_input)
-        pages[nb.stem] = page
-        return found
-
-    failure = None
-    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
-    from . import warm as _warm
-
-    kernel_manager = None
     with _KernelEnv(threads), contextlib.ExitStack() as stack:
-        if _warm.warm_supported() if warm is None else warm:
-            zygote = stack.enter_context(_warm.Zygote(modules=_warm.modules_for(plan.notebooks),
-                                                          wait=False))  # started with the kernels' environment
+        zygote = None
+        if _warm.warm_supported() if warm is None else warm:  # its imports (~4 s) overlap the plan's checks
+            zygote = stack.enter_context(_warm.Zygote(modules=_warm.modules_for(nbs), wait=False))
+        plan = plan_report(audio, model, vocoder, params, out, notebooks=nbs, now=started)
+        run_dir = plan.run_dir
+        if plan.model_line:
+            echo(plan.model_line)
+        if plan.audio_source is not None:
+            echo(f"audio: {plan.audio_source} ({len(plan.audio_files)} file(s))")
+        for path, why in plan.skipped:
+            warn(f"warning: skipping unreadable audio file {path}: {why}")
+
+        run_dir.mkdir(parents=True, exist_ok=True)
+        from ..runlock import FolderLocked, StorageError, lock_folder
+
+        try:  # one writer per report folder, for the whole run (released by the OS even on kill -9)
+            lock = lock_folder(run_dir, what="report folder")
+        except (FolderLocked, StorageError) as exc:
+            raise ReportError(_one_line(exc)) from None
+        _clear_failed_run(run_dir)
+        if plan.skipped:
+            from ..audio import write_audio_list
+
+            write_audio_list(run_dir / AUDIO_LIST_NAME, plan.audio_files)
+        echo(f"run folder: {run_dir}")
+        number = {nb.stem: i for i, nb in enumerate(plan.notebooks, start=1)}
+
+        def run_one(nb: Path, slot: int) -> list[str]:
+            i = number[nb.stem]
+            bar = {"desc": f"[{i}/{n}] {nb.stem}", "leave": True, "position": slot} if progress else False
+            if not progress:
+                echo(f"[{i}/{n}] running {nb.name}")
+            out_nb = run_dir / nb.name
+            _execute(nb, out_nb, plan.parameters[nb.stem], run_dir, timeout, bar, kernel_manager)
+            page = run_dir / f"{nb.stem}.html"
+            found = export_html(out_nb, page, no_input=no_input)
+            pages[nb.stem] = page
+            return found
+
+        if zygote is not None:
             # the page export's imports (~2 s) and the index figure's (~0.5 s; no backend is chosen), on the core
             # the zygote leaves free
             import matplotlib.figure  # noqa: F401
