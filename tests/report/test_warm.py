@@ -248,3 +248,16 @@ def test_a_zygote_whose_imports_initialise_cuda_is_refused(tmp_path, monkeypatch
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
     z = warm.Zygote(modules=(*LIGHT, "torch", "cudamod"))
     assert not z.alive and "initialised CUDA" in z.error
+
+
+def test_a_zygote_closed_before_anyone_waited_is_killed_not_awaited():
+    """``vaelib report`` starts the zygote before its checks; a run whose checks fail closes it at once (it has
+    forked nothing yet) instead of waiting for its imports to end."""
+    z = warm.Zygote(modules=warm.WARM_MODULES, wait=False)
+    z.close()
+    assert z._proc.returncode == -signal.SIGKILL
+    assert not z.alive
+    ready = warm.Zygote(modules=LIGHT)  # one that answered is asked to quit and exits by itself
+    assert ready.alive
+    ready.close()
+    assert ready._proc.returncode == 0

@@ -215,7 +215,12 @@ class Zygote:
         return self._ask(op="poll", pid=int(pid))["returncode"]
 
     def close(self) -> None:
-        """Stop the zygote (the kernels it forked are not touched: their managers shut them down)."""
+        """Stop the zygote (the kernels it forked are not touched: their managers shut them down).
+
+        A zygote nobody waited for yet (the run failed its checks while it imported) has forked nothing: it is
+        killed at once rather than waited for until its imports end."""
+        if self._proc is not None and not getattr(self, "_waited", True) and self._proc.poll() is None:
+            self._proc.kill()
         if self._sock is not None:
             try:
                 with self._lock:
