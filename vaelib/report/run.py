@@ -316,7 +316,7 @@ def run_report(audio=None, model=None, vocoder=None, params: Mapping | None = No
     from . import warm as _warm
     from .plan import resolve_notebooks
 
-    nbs = resolve_notebooks(notebooks)  # (plan_report checks them again; cheap) known now: the zygote starts first
+    nbs = resolve_notebooks(notebooks)  # known before the checks, so the zygote can start first (plan re-checks)
     n = len(nbs)
     jobs = min(default_jobs(n) if jobs is None else jobs, n)
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
