@@ -100,3 +100,88 @@ def test_learned_restorer_through_reconstruct(tone_wave):
                                atol=1e-5)
     want = {"method": "learned_cond", "strength": 1.0, "category": 1.0, "gate": 0.0}
     assert rec["cond"].params == want
+
+
+# ------------------------------------------------------------------------------------------------------
+# RoundTripCache: what the report's notebooks share
+# ------------------------------------------------------------------------------------------------------
+def _same_encoded(a, b):
+    assert np.array_equal(a.wave, b.wave) and a.gain == b.gain
+    assert torch.equal(a.mel, b.mel) and torch.equal(a.latent, b.latent)
+    assert list(a.decoded) == list(b.decoded)
+    for k in a.decoded:
+        assert torch.equal(a.decoded[k], b.decoded[k]), k
+
+
+def test_cache_serves_exactly_what_it_would_compute(models, tone_wave, tmp_path):
+    from vaelib.pipeline import RoundTripCache, encode_decode
+
+    vae = models[0]
+    fresh = encode_decode(tone_wave, vae)
+    cache = RoundTripCache(tmp_path / "c")
+    first = encode_decode(tone_wave, vae, cache=cache)  # computed and kept
+    assert (cache.hits, cache.misses) == (0, 2) and len(list((tmp_path / "c").glob("*.pt"))) == 2
+    other = RoundTripCache(tmp_path / "c")  # another process: a new object on the same folder
+    served = encode_decode(tone_wave.copy(), vae, cache=other)
+    assert (other.hits, other.misses) == (2, 0)
+    _same_encoded(fresh, first)
+    _same_encoded(fresh, served)
+    enc_only = encode_decode(tone_wave, vae, decode=False, cache=other)
+    assert other.hits == 3 and enc_only.decoded == {} and torch.equal(enc_only.latent, fresh.latent)
+    rec = reconstruct(tone_wave, vae, None, vocode=False, cache=other)
+    np.testing.assert_array_equal(rec["vae"].mel, reconstruct(tone_wave, vae, None, vocode=False)["vae"].mel)
+
+
+def test_cache_never_serves_a_decode_batched_with_enhanced_latents(models, tone_wave, tmp_path):
+    from vaelib.pipeline import RoundTripCache, encode_decode
+
+    vae = models[0]
+    cache = RoundTripCache(tmp_path)
+    with_enh = encode_decode(tone_wave, vae, ["seed_frequency"], cache=cache)
+    assert not list(tmp_path.glob("*.dec.pt"))  # its "vae" decode shared a decoder call: not stored
+    _same_encoded(with_enh, encode_decode(tone_wave, vae, ["seed_frequency"]))
+    encode_decode(tone_wave, vae, cache=cache)  # a plain one is stored ...
+    again = encode_decode(tone_wave, vae, ["seed_frequency"], cache=cache)  # ... and not used for a batched one
+    _same_encoded(with_enh, again)
+    mel_stage = encode_decode(tone_wave, vae, ["mel_shelf"], cache=cache)  # mel-stage only: the plain decode alone
+    assert torch.equal(mel_stage.decoded["vae"], encode_decode(tone_wave, vae).decoded["vae"])
+
+
+def test_cache_key_follows_everything_the_result_depends_on(models, tone_wave, tmp_path, tiny_snapshot):
+    from vaelib.pipeline import RoundTripCache
+
+    vae = models[0]
+    cache = RoundTripCache(tmp_path)
+    cfg = vae.mel_config
+    base = cache.key(tone_wave, vae, cfg, True)
+    assert cache.key(tone_wave.copy(), vae, cfg, True) == base
+    changed = tone_wave.copy()
+    changed[100] = np.nextafter(changed[100], np.float32(1))  # one sample, one ulp
+    assert cache.key(changed, vae, cfg, True) != base
+    assert cache.key(tone_wave, vae, cfg, False) != base
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads + 1)  # another summation order
+        assert cache.key(tone_wave, vae, cfg, True) != base
+    finally:
+        torch.set_num_threads(threads)
+    other = load_vae(str(tiny_snapshot), device="cpu")
+    assert cache.key(tone_wave, other, cfg, True) == base  # the same weights loaded again
+    with torch.no_grad():
+        p = next(other.model.parameters())
+        p.view(-1)[0] = torch.nextafter(p.view(-1)[0], torch.tensor(1.0))  # one weight, one ulp
+    other.model._vaelib_exact_digest = None
+    assert cache.key(tone_wave, other, cfg, True) != base
+
+
+def test_an_unreadable_cache_file_is_a_miss(models, tone_wave, tmp_path):
+    from vaelib.pipeline import RoundTripCache, encode_decode
+
+    vae = models[0]
+    cache = RoundTripCache(tmp_path)
+    encode_decode(tone_wave, vae, cache=cache)
+    for f in tmp_path.glob("*.pt"):
+        f.write_bytes(b"truncated")
+    again = RoundTripCache(tmp_path)
+    _same_encoded(encode_decode(tone_wave, vae, cache=again), encode_decode(tone_wave, vae))
+    assert again.hits == 0 and again.misses == 2

@@ -16,6 +16,9 @@ the input mel measures the VAE without any vocoder at all.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import os
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,8 +26,8 @@ import torch
 from . import enhance as _enhance
 from .audio import MelConfig, normalize, pad_to_multiple, wav_to_mel
 
-__all__ = ["Stage", "Reconstruction", "Encoded", "reconstruct", "encode_decode", "decode_latents", "score_variants",
-           "parse_enhancers", "vocode"]
+__all__ = ["Stage", "Reconstruction", "Encoded", "RoundTripCache", "reconstruct", "encode_decode", "decode_latents",
+           "score_variants", "parse_enhancers", "vocode"]
 
 
 @dataclasses.dataclass
@@ -141,25 +144,113 @@ def decode_latents(vae, z: torch.Tensor, enhancers=None, *, seed: int = 0, plain
     return {n: decoded[i:i + 1] for i, n in enumerate(names)}
 
 
+class RoundTripCache:
+    """A folder of :func:`encode_decode` results that several processes share: each clip is encoded (and its plain
+    decode computed) once per report run instead of once per notebook.
+
+    Content-addressed: an entry's name is a BLAKE2 digest of everything the result depends on — the waveform's
+    bytes, ``normalise``, the front end (:class:`vaelib.audio.MelConfig`), a digest of the VAE's exact weights and
+    config, its device and dtype, and torch's thread count (which moves float rounding) — so a hit is the result the
+    same computation would give, bit for bit, never a near match. Two kinds of entry: the encoding (normalised
+    waveform, gain, log-mel, latent) and the plain decode, stored only when it came from a decoder call of that
+    latent alone (a decode batched with enhanced latents rounds differently, so it is never stored or served).
+    Files are written atomically (temporary name, then ``os.replace``); an unreadable one is a miss.
+    """
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def _vae_digest(vae) -> str:
+        model = getattr(vae, "model", vae)
+        cached = getattr(model, "_vaelib_exact_digest", None)
+        if cached is None:
+            import json
+
+            h = hashlib.blake2b(type(model).__name__.encode(), digest_size=16)
+            config = {k: v for k, v in dict(getattr(model, "config", {})).items() if not str(k).startswith("_")}
+            h.update(json.dumps(config, sort_keys=True, default=str).encode())
+            with torch.no_grad():
+                for name, t in model.state_dict().items():
+                    t = t.detach().cpu().contiguous()
+                    h.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())
+                    h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+            cached = h.hexdigest()
+            try:
+                model._vaelib_exact_digest = cached
+            except AttributeError:
+                pass
+        return cached
+
+    def key(self, wave: np.ndarray, vae, cfg: MelConfig, normalise: bool) -> str:
+        h = hashlib.blake2b(digest_size=20)
+        h.update(np.ascontiguousarray(wave, dtype=np.float32).tobytes())
+        h.update(repr((bool(normalise), cfg, self._vae_digest(vae), str(vae.device), str(vae.dtype),
+                       torch.get_num_threads())).encode())
+        return h.hexdigest()
+
+    def _path(self, key: str, kind: str) -> Path:
+        return self.folder / f"{key}.{kind}.pt"
+
+    def get(self, key: str, kind: str):
+        need = {"enc": {"wave", "gain", "mel", "latent"}, "dec": {"vae"}}[kind]
+        try:
+            out = torch.load(self._path(key, kind), map_location="cpu", weights_only=True)
+        except Exception:  # missing, truncated or foreign: computed again
+            out = None
+        if not (isinstance(out, dict) and need <= set(out) and all(isinstance(out[k], torch.Tensor) for k in need)):
+            self.misses += 1
+            return None
+        self.hits += 1
+        return out
+
+    def put(self, key: str, kind: str, value: dict) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        final = self._path(key, kind)
+        tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+        torch.save(value, tmp)
+        os.replace(tmp, final)
+
+
 def encode_decode(wave, vae, enhancers=None, *, cfg: MelConfig | None = None, seed: int = 0,
-                  normalise: bool = True, decode: bool = True) -> Encoded:
+                  normalise: bool = True, decode: bool = True, cache: RoundTripCache | None = None) -> Encoded:
     """The front half of the round trip, the one place it is written: normalise → pad → log-mel → encode → decode.
 
     ``wave`` is normalised (mean removed, peak 0.5: the training rule) unless ``normalise=False``, padded to a
     multiple of 4 frames *in the waveform* (:func:`vaelib.audio.pad_to_multiple`), turned into the training-matched
     log-mel (:func:`vaelib.audio.wav_to_mel`), encoded once, and the latent decoded together with every latent-stage
     enhancer of ``enhancers`` (:func:`decode_latents`, one decoder call). ``decode=False`` stops after encoding
-    (``decoded`` holds only the latent-stage enhancers' decodes, if any).
+    (``decoded`` holds only the latent-stage enhancers' decodes, if any). ``cache``: a :class:`RoundTripCache`
+    that serves (and keeps) the encoding and the plain decode — the same numbers, computed once.
     """
     x = _to_wave_np(wave)
     cfg = cfg or vae.mel_config
-    gain = 1.0
-    if normalise:
-        x, gain = normalize(x)
-    x = pad_to_multiple(x, cfg)
-    mel = wav_to_mel(torch.from_numpy(np.ascontiguousarray(x)).to(vae.device), cfg)
-    z = vae.encode(mel)
-    decoded = decode_latents(vae, z, enhancers, seed=seed, plain=decode)
+    key = cache.key(x, vae, cfg, normalise) if cache is not None else None
+    hit = cache.get(key, "enc") if cache is not None else None
+    if hit is not None:
+        x, gain = hit["wave"].numpy(), float(hit["gain"])
+        mel, z = hit["mel"].to(vae.device), hit["latent"].to(vae.device)
+    else:
+        gain = 1.0
+        if normalise:
+            x, gain = normalize(x)
+        x = pad_to_multiple(x, cfg)
+        mel = wav_to_mel(torch.from_numpy(np.ascontiguousarray(x)).to(vae.device), cfg)
+        z = vae.encode(mel)
+        if cache is not None:
+            cache.put(key, "enc", {"wave": torch.from_numpy(np.ascontiguousarray(x)), "gain": torch.tensor(float(gain)),
+                                   "mel": mel.cpu(), "latent": z.cpu()})
+    specs = parse_enhancers(enhancers)
+    alone = decode and not any(_enhance.get(sp.method).stage == "latent" for sp in specs.values())
+    plain = cache.get(key, "dec") if cache is not None and alone else None
+    if plain is not None:
+        decoded = {"vae": plain["vae"].to(vae.device)}
+    else:
+        decoded = decode_latents(vae, z, specs, seed=seed, plain=decode)
+        if cache is not None and alone:
+            cache.put(key, "dec", {"vae": decoded["vae"].cpu()})
     return Encoded(wave=x, gain=float(gain), mel=mel, latent=z, decoded=decoded)
 
 
@@ -256,7 +347,8 @@ _vocode_batch = vocode  # reconstruct's ``vocode`` flag shadows the function's n
 
 
 def reconstruct(wave, vae, vocoder=None, enhancers=None, *, cfg: MelConfig | None = None, seed: int = 0,
-                normalise: bool = True, vocode: bool = True, allow_foreign_restorer: bool = False) -> Reconstruction:
+                normalise: bool = True, vocode: bool = True, allow_foreign_restorer: bool = False,
+                cache: RoundTripCache | None = None) -> Reconstruction:
     """Run the round trip once and return every stage.
 
     Parameters
@@ -279,10 +371,12 @@ def reconstruct(wave, vae, vocoder=None, enhancers=None, *, cfg: MelConfig | Non
         Also synthesise waveforms (else only mels; ``Stage.wave`` is None).
     allow_foreign_restorer : bool
         Apply a restorer trained for another VAE anyway (refused by default: :func:`vaelib.enhance.check_restorers`).
+    cache : RoundTripCache, optional
+        Serve and keep the encoding and plain decode (:func:`encode_decode`).
     """
     specs = parse_enhancers(enhancers)
     _enhance.check_restorers(specs, vae, allow_foreign_restorer)
-    enc = encode_decode(wave, vae, specs, cfg=cfg, seed=seed, normalise=normalise)
+    enc = encode_decode(wave, vae, specs, cfg=cfg, seed=seed, normalise=normalise, cache=cache)
     cfg = cfg or vae.mel_config
     x, mel, z = enc.wave, enc.mel, enc.latent
     by_name = {n: d[0] for n, d in enc.decoded.items()}

@@ -76,3 +76,61 @@ def test_install_refuses_unchecked_versions_and_mismatches(monkeypatch):
     assert install() is False
     monkeypatch.setattr(vg, "_gammatone_spectrogram_numba", PORT)
     assert install() is True and vg._gammatone_spectrogram_numba is _gammatone.gammatone_spectrogram
+
+
+def _probe_args(seed=0, n=4800):
+    rng = np.random.default_rng(seed)
+    nb, ws, hop = 5, 96, 48
+    sig = rng.standard_normal(n)
+    b = rng.standard_normal((4, nb, 3)) * 0.1
+    a = np.column_stack([np.ones(nb), rng.uniform(-1.9, -1.5, nb), rng.uniform(0.80, 0.95, nb)])
+    return sig, np.hanning(ws), b, a, ws, hop, nb, 1 + (n - ws) // hop
+
+
+def test_memo_returns_the_same_array_for_the_same_input_only(monkeypatch):
+    monkeypatch.setattr(_gammatone, "_memo", _gammatone.collections.OrderedDict())
+    monkeypatch.setattr(_gammatone, "_memo_stats", {"hits": 0, "misses": 0, "bytes": 0})
+    args = _probe_args()
+    first = _gammatone.gammatone_spectrogram(*args)
+    assert np.array_equal(first, PORT(*args))
+    first[0, 0] = -1.0  # a caller writing into its result cannot change what the next caller gets
+    again = _gammatone.gammatone_spectrogram(*(a.copy() if isinstance(a, np.ndarray) else a for a in args))
+    assert np.array_equal(again, PORT(*args)) and _gammatone.memo_info()["hits"] == 1
+    sig, *rest = args
+    other = sig.copy()
+    other[2400] *= 1 + 1e-12  # one sample, a change in its 12th digit: computed, not remembered
+    changed = _gammatone.gammatone_spectrogram(other, *rest)
+    assert _gammatone.memo_info()["misses"] == 2
+    assert np.array_equal(changed, PORT(other, *rest)) and not np.array_equal(changed, again)
+    wider = _gammatone.gammatone_spectrogram(sig, rest[0], rest[1], rest[2], rest[3], rest[4] * 2, rest[5],
+                                             1 + (sig.size - rest[3]) // (rest[4] * 2))  # another hop: a miss
+    assert wider.shape[1] < again.shape[1] and _gammatone.memo_info()["misses"] == 3
+
+
+def test_memo_keeps_at_most_its_byte_budget(monkeypatch):
+    monkeypatch.setattr(_gammatone, "_memo", _gammatone.collections.OrderedDict())
+    monkeypatch.setattr(_gammatone, "_memo_stats", {"hits": 0, "misses": 0, "bytes": 0})
+    one = _gammatone.gammatone_spectrogram(*_probe_args(0)).nbytes
+    monkeypatch.setattr(_gammatone, "MEMO_BYTES", 2 * one)
+    for seed in (1, 2, 3):
+        _gammatone.gammatone_spectrogram(*_probe_args(seed))
+    info = _gammatone.memo_info()
+    assert info["entries"] == 2 and info["bytes"] == 2 * one  # the oldest two were dropped
+    _gammatone.gammatone_spectrogram(*_probe_args(3))  # the newest is still there
+    assert _gammatone.memo_info()["hits"] == 1
+    _gammatone.gammatone_spectrogram(*_probe_args(0))  # the first is gone: computed again
+    assert _gammatone.memo_info()["misses"] == 5
+
+
+def test_a_second_output_of_one_reference_reuses_its_spectrograms(monkeypatch):
+    """What the memo is for: ViSQOL of one reference against two outputs rebuilds the reference's spectrograms."""
+    monkeypatch.setattr(_gammatone, "_memo", _gammatone.collections.OrderedDict())
+    monkeypatch.setattr(_gammatone, "_memo_stats", {"hits": 0, "misses": 0, "bytes": 0})
+    ref = _demo("music_harpsichord", 3.0)
+    noise = np.random.default_rng(0).standard_normal(ref.size)
+    perceptual(ref, ref + 0.01 * noise, sr=16000, kinds="visqol")
+    first = _gammatone.memo_info()
+    perceptual(ref, ref + 0.02 * noise, sr=16000, kinds="visqol")
+    second = _gammatone.memo_info()
+    assert first["hits"] == 0 and first["misses"] > 4
+    assert second["hits"] - first["hits"] >= 0.2 * (first["misses"])

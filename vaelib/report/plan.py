@@ -22,8 +22,8 @@ from pathlib import Path
 from .._util import one_line as _one_line
 from . import params as _params
 
-__all__ = ["FAILED_MARK", "DEFAULT_NOTEBOOKS", "RUNNER_OWNED", "SHARED", "AUDIO_LIST_NAME", "ReportError", "ReportPlan",
-           "notebooks_dir", "default_notebooks", "inspect_params", "format_params", "parse_assignments",
+__all__ = ["FAILED_MARK", "CACHE_DIR", "DEFAULT_NOTEBOOKS", "RUNNER_OWNED", "SHARED", "AUDIO_LIST_NAME", "ReportError",
+           "ReportPlan", "notebooks_dir", "default_notebooks", "inspect_params", "format_params", "parse_assignments",
            "plan_report"]
 
 #: The report notebooks, run in this order.
@@ -272,6 +272,9 @@ def _check_run_dir(out) -> Path:
 #: Written into a report folder whose run failed before any notebook finished (JSON: the paths it wrote); a rerun
 #: into the same ``--out`` removes exactly those and starts afresh, so such a run never blocks the corrected one.
 FAILED_MARK = ".vaelib-report-failed.json"
+#: Folder inside a report run where the notebooks share each clip's encoding and plain decode
+#: (:class:`vaelib.pipeline.RoundTripCache`); removed when the run ends.
+CACHE_DIR = ".roundtrip-cache"
 
 
 def _failed_before_results(run_dir: Path) -> bool:

@@ -33,7 +33,7 @@ from pathlib import Path
 from .._util import one_line as _one_line
 from . import params as _params
 from .pages import export_html, write_index
-from .plan import AUDIO_LIST_NAME, DEFAULT_NOTEBOOKS, FAILED_MARK, ReportError, ReportPlan, plan_report
+from .plan import AUDIO_LIST_NAME, CACHE_DIR, DEFAULT_NOTEBOOKS, FAILED_MARK, ReportError, ReportPlan, plan_report
 
 __all__ = ["NotebookError", "ReportResult", "DEFAULT_TIMEOUT", "RUN_AFTER", "default_jobs", "run_report"]
 
@@ -225,6 +225,15 @@ def _schedule(notebooks: Sequence[Path], run_one: Callable[[Path, int], list[str
                     yield nb, [], exc
 
 
+def _remove_cache(run_dir: Path) -> None:
+    """Remove the notebooks' shared :data:`~vaelib.report.plan.CACHE_DIR` (a real folder inside ``run_dir`` only)."""
+    import shutil
+
+    cache = run_dir / CACHE_DIR
+    if cache.is_dir() and not cache.is_symlink():
+        shutil.rmtree(cache, ignore_errors=True)
+
+
 def _mark_failed_run(run_dir: Path) -> None:
     """Record what a run that finished no notebook wrote (:data:`~vaelib.report.plan.FAILED_MARK`), so that the
     corrected rerun into the same folder is not refused; the partial notebooks stay until then, for inspection."""
@@ -385,6 +394,7 @@ def run_report(audio=None, model=None, vocoder=None, params: Mapping | None = No
             else:
                 status[nb.stem] = f"failed at cell {exc.cell}" if exc.cell is not None else "failed"
                 failure = failure or exc
+    _remove_cache(run_dir)
     if failure is not None:
         write_index(run_dir / "index.html", plan, status, started, warnings)
         if not any(v == "ok" for v in status.values()):  # nothing finished: the rerun into this --out may start over

@@ -92,17 +92,19 @@ def _label(method: str, params: dict) -> str:
     return f"{method}({ps})" if ps else method
 
 
-def prepare(clips, vae) -> list[dict]:
-    """Encode and decode each clip once (normalised and padded as :func:`vaelib.pipeline.reconstruct` does).
+def prepare(clips, vae, cache=None) -> list[dict]:
+    """Encode and decode each clip once (normalised and padded as :func:`vaelib.pipeline.reconstruct` does; or
+    served by ``cache``, a :class:`vaelib.pipeline.RoundTripCache`: ``Session.cache``).
 
     Returns ``[{"name", "mel", "z", "dec"}]``: input log-mel ``(1, 1, T, M)``, scaled latent, plain decode.
     """
-    from .sweeps import encode_clip
+    from ..pipeline import encode_decode
 
     out = []
     for c in clips:
-        _, mel, z = encode_clip(c.wave, vae)
-        out.append({"name": c.name, "mel": mel.float().cpu(), "z": z, "dec": vae.decode(z).float().cpu()})
+        enc = encode_decode(c.wave, vae, cache=cache)
+        out.append({"name": c.name, "mel": enc.mel.float().cpu(), "z": enc.latent,
+                    "dec": enc.decoded["vae"].float().cpu()})
     return out
 
 

@@ -29,14 +29,15 @@ BASELINE_GRIDS = {
 }
 
 
-def pairs_from_clips(clips, vae) -> list[dict]:
+def pairs_from_clips(clips, vae, cache=None) -> list[dict]:
     """(input, decoded) pairs of already loaded clips (``.name``, ``.path``, ``.wave``; e.g. ``study`` clips).
 
-    Each clip is normalised and padded as :func:`vaelib.pipeline.reconstruct` does, encoded once and decoded once.
+    Each clip is normalised and padded as :func:`vaelib.pipeline.reconstruct` does, encoded once and decoded once
+    (or served by ``cache``, a :class:`vaelib.pipeline.RoundTripCache`: ``Session.cache``).
     """
     out = []
     for c in clips:
-        enc = encode_decode(c.wave, vae)
+        enc = encode_decode(c.wave, vae, cache=cache)
         out.append({"name": c.name, "path": str(c.path), "category": category_index(c.path), **enc.pair(),
                     "wave": enc.wave})
     return out

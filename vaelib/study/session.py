@@ -245,6 +245,19 @@ class Session:
     def cfg(self):
         return self.models.cfg
 
+    @property
+    def cache(self):
+        """The run's shared :class:`vaelib.pipeline.RoundTripCache` (``out_dir/.roundtrip-cache``,
+        :data:`vaelib.report.plan.CACHE_DIR`): the notebooks of one ``vaelib report`` run encode (and plain-decode)
+        each clip once between them, with the same numbers; ``vaelib report`` removes the folder when it ends."""
+        cached = self.__dict__.get("_cache")
+        if cached is None:
+            from ..pipeline import RoundTripCache
+            from ..report.plan import CACHE_DIR
+
+            cached = self.__dict__["_cache"] = RoundTripCache(self.run_dir.parent / CACHE_DIR)
+        return cached
+
     def unpack(self):
         """``(params, run_dir, vae, vocoder, cfg, clips)``, the names the notebooks use."""
         return self.params, self.run_dir, self.vae, self.vocoder, self.cfg, self.clips

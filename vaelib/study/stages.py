@@ -109,7 +109,7 @@ def vocode_stages(rec, vocoder, stages) -> None:
 
 
 def run_round_trips(clips, vae, vocoder, enhancers=None, seed: int = 0, stages=None, show_progress: bool = True,
-                    keep: int | None = None, quick: bool = False, vocode=None):
+                    keep: int | None = None, quick: bool = False, vocode=None, cache=None):
     """Run :func:`vaelib.pipeline.reconstruct` on every clip and score every stage.
 
     Parameters
@@ -134,6 +134,8 @@ def run_round_trips(clips, vae, vocoder, enhancers=None, seed: int = 0, stages=N
     vocode : list of str, optional
         Stages to vocode (with :func:`vocode_stages`, one batch per clip, in this order); default: every stage
         in one batch, as :func:`vaelib.pipeline.reconstruct` does. Stages not vocoded get mel-domain scores only.
+    cache : vaelib.pipeline.RoundTripCache, optional
+        Share each clip's encoding and plain decode with the other notebooks of a run (``Session.cache``).
 
     Returns
     -------
@@ -147,9 +149,9 @@ def run_round_trips(clips, vae, vocoder, enhancers=None, seed: int = 0, stages=N
     rows, recs = [], {}
     for i, clip in enumerate(progress(clips, "clips", show_progress)):
         if vocode is None:
-            rec = reconstruct(clip.wave, vae, vocoder, enhancers=enhancers, seed=seed)
+            rec = reconstruct(clip.wave, vae, vocoder, enhancers=enhancers, seed=seed, cache=cache)
         else:
-            rec = reconstruct(clip.wave, vae, None, enhancers=enhancers, seed=seed, vocode=False)
+            rec = reconstruct(clip.wave, vae, None, enhancers=enhancers, seed=seed, vocode=False, cache=cache)
             vocode_stages(rec, vocoder, vocode)
         for row in score_stages(rec, stages, quick=quick):
             rows.append({"clip": clip.name, "duration_s": len(clip.wave) / rec.sr, **row})

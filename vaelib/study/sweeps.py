@@ -109,13 +109,13 @@ def sweep(latent: torch.Tensor, vae, method: str, values, batch_size: int = 8, *
                       cfg=cfg, baseline=baseline, mels_out=mels_out)
 
 
-def encode_clip(wave, vae):
+def encode_clip(wave, vae, cache=None):
     """Normalise (peak 0.5) and pad a clip as :func:`vaelib.pipeline.reconstruct` does, then encode it once.
 
     Returns ``(x, mel, latent)``: the normalised padded waveform (numpy), its log-mel ``(1, 1, T, M)`` and the
-    scaled latent ``(1, C, T/4, M/4)``.
+    scaled latent ``(1, C, T/4, M/4)``. ``cache``: a :class:`vaelib.pipeline.RoundTripCache` (``Session.cache``).
     """
-    enc = encode_decode(wave, vae, decode=False)
+    enc = encode_decode(wave, vae, decode=False, cache=cache)
     return enc.wave, enc.mel, enc.latent
 
 
