@@ -37,6 +37,7 @@ __all__ = [
     "resolve_models",
     "load_vae",
     "load_vocoder",
+    "weights_digest",
     "hf_cache_dir",
     "check_models",
     "check_hub",
@@ -550,11 +551,23 @@ def vae_fingerprint(vae) -> str:
     agree. Accepts vaelib's :class:`LatentVAE` or a diffusers ``AutoencoderKL`` (a pipeline's ``pipe.vae``); cached
     on the model object (weights are frozen wherever vaelib uses it).
     """
+    return weights_digest(vae, exact=False)
+
+
+def weights_digest(vae, exact: bool = True) -> str:
+    """SHA-256 of a model's class name, config (without diffusers' private ``_`` keys) and every state-dict tensor's
+    name, shape and bytes; cached on the model object.
+
+    ``exact=False`` is :func:`vae_fingerprint` (bytes after rounding to bfloat16, first 16 hex digits: a float32 and
+    a bfloat16 load agree); ``exact=True`` hashes the dtype and the bytes as stored (one changed bit changes it:
+    :class:`vaelib.pipeline.RoundTripCache`'s key).
+    """
     import hashlib
     import json
 
     model = getattr(vae, "model", vae)
-    cached = getattr(model, "_vaelib_fingerprint", None)
+    attr = "_vaelib_exact_digest" if exact else "_vaelib_fingerprint"
+    cached = getattr(model, attr, None)
     if cached is not None:
         return cached
     h = hashlib.sha256(type(model).__name__.encode())
@@ -562,14 +575,19 @@ def vae_fingerprint(vae) -> str:
     h.update(json.dumps(config, sort_keys=True, default=str).encode())
     with torch.no_grad():
         for name, t in model.state_dict().items():
-            h.update(f"{name}{tuple(t.shape)}".encode())
-            h.update(t.detach().to("cpu", torch.bfloat16).contiguous().view(torch.int16).numpy().tobytes())
-    fp = h.hexdigest()[:16]
+            if exact:
+                t = t.detach().cpu().contiguous()
+                h.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())
+                h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+            else:
+                h.update(f"{name}{tuple(t.shape)}".encode())
+                h.update(t.detach().to("cpu", torch.bfloat16).contiguous().view(torch.int16).numpy().tobytes())
+    digest = h.hexdigest() if exact else h.hexdigest()[:16]
     try:
-        model._vaelib_fingerprint = fp
+        setattr(model, attr, digest)
     except AttributeError:
         pass
-    return fp
+    return digest
 
 
 class LatentVAE:

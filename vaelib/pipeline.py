@@ -162,32 +162,12 @@ class RoundTripCache:
         self.hits = 0
         self.misses = 0
 
-    @staticmethod
-    def _vae_digest(vae) -> str:
-        model = getattr(vae, "model", vae)
-        cached = getattr(model, "_vaelib_exact_digest", None)
-        if cached is None:
-            import json
-
-            h = hashlib.blake2b(type(model).__name__.encode(), digest_size=16)
-            config = {k: v for k, v in dict(getattr(model, "config", {})).items() if not str(k).startswith("_")}
-            h.update(json.dumps(config, sort_keys=True, default=str).encode())
-            with torch.no_grad():
-                for name, t in model.state_dict().items():
-                    t = t.detach().cpu().contiguous()
-                    h.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())
-                    h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-            cached = h.hexdigest()
-            try:
-                model._vaelib_exact_digest = cached
-            except AttributeError:
-                pass
-        return cached
-
     def key(self, wave: np.ndarray, vae, cfg: MelConfig, normalise: bool) -> str:
+        from .models import weights_digest
+
         h = hashlib.blake2b(digest_size=20)
         h.update(np.ascontiguousarray(wave, dtype=np.float32).tobytes())
-        h.update(repr((bool(normalise), cfg, self._vae_digest(vae), str(vae.device), str(vae.dtype),
+        h.update(repr((bool(normalise), cfg, weights_digest(vae, exact=True), str(vae.device), str(vae.dtype),
                        torch.get_num_threads())).encode())
         return h.hexdigest()
 
